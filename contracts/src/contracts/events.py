@@ -1,0 +1,143 @@
+"""Data of every Kafka event (CloudEvents 1.0, binary mode; the value is this JSON).
+
+Within a major version, changes are additive and optional. Consumers ignore unknown fields
+(`EventData.model_config`), producers validate strictly when building the model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field
+
+from contracts.base import Contract
+from contracts.run import OutputAsset, RunError, RunStatus
+
+TYPE_PREFIX = "com.sprello.workflow."
+
+
+class EventData(Contract):
+    model_config = ConfigDict(extra="ignore")
+    event_type: ClassVar[str]
+
+    run_id: str
+
+
+class AssetInfo(Contract):
+    model_config = ConfigDict(extra="ignore")
+
+    ref: str
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
+class StepFailure(Contract):
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class RunRequested(EventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "run.requested.v1"
+
+    tenant_id: str
+    workflow_id: str
+    workflow_version: int
+    requested_at: datetime
+
+
+class StepRequested(EventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "step.requested.v1"
+
+    tenant_id: str
+    node_id: str
+    node_type: str
+    attempt: int = Field(ge=1)
+    params: dict[str, Any]
+    timeout_seconds: float | None = None
+
+
+class StepSucceeded(EventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "step.succeeded.v1"
+
+    node_id: str
+    attempt: int
+    outputs: dict[str, Any]
+    assets: list[AssetInfo] = Field(default_factory=list)
+    started_at: datetime
+    finished_at: datetime
+
+
+class StepFailed(EventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "step.failed.v1"
+
+    node_id: str
+    attempt: int
+    error: StepFailure
+    started_at: datetime
+    finished_at: datetime
+
+
+class RunCancelRequested(EventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "run.cancel_requested.v1"
+
+    tenant_id: str
+    requested_at: datetime
+
+
+class RunEventData(EventData):
+    """The public run event: the run resource with s3:// refs instead of presigned URLs."""
+
+    tenant_id: str
+    workflow_id: str
+    workflow_version: int
+    status: RunStatus
+    outputs: list[OutputAsset] = Field(default_factory=list)
+    error: RunError | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class RunStarted(RunEventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "run.started.v1"
+
+
+class RunCompleted(RunEventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "run.completed.v1"
+
+
+class RunFailed(RunEventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "run.failed.v1"
+
+
+class RunCanceled(RunEventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "run.canceled.v1"
+
+
+EVENT_MODELS: tuple[type[EventData], ...] = (
+    RunRequested,
+    StepRequested,
+    StepSucceeded,
+    StepFailed,
+    RunCancelRequested,
+    RunStarted,
+    RunCompleted,
+    RunFailed,
+    RunCanceled,
+)
+
+BY_TYPE: dict[str, type[EventData]] = {m.event_type: m for m in EVENT_MODELS}
+
+RUN_EVENT_BY_STATUS: dict[RunStatus, type[RunEventData]] = {
+    RunStatus.RUNNING: RunStarted,
+    RunStatus.COMPLETED: RunCompleted,
+    RunStatus.FAILED: RunFailed,
+    RunStatus.CANCELED: RunCanceled,
+}

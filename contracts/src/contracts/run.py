@@ -1,0 +1,84 @@
+"""The run resource, shared by the HTTP API and the public run events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+
+from contracts.base import Contract
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RunError(Contract):
+    code: str = Field(description="Machine-readable reason, e.g. `node_failed`, `timeout`.")
+    message: str
+    node_id: str | None = None
+
+
+class OutputAsset(Contract):
+    """One entry of a run's outputs.
+
+    Assets carry `ref` (s3://) always and `url` (presigned GET) in HTTP responses and webhooks;
+    text and JSON outputs carry `value`.
+    """
+
+    name: str
+    index: int | None = Field(default=None, description="Position when an output is a list.")
+    type: Literal["image", "text", "json", "file"]
+    ref: str | None = None
+    url: str | None = None
+    content_type: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    value: Any = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        """Only the fields that apply to the output's type appear on the wire."""
+        data = handler(self)
+        keep_value = self.type in ("text", "json")
+        return {k: v for k, v in data.items() if v is not None or (k == "value" and keep_value)}
+
+
+class StepView(Contract):
+    node_id: str
+    type: str
+    status: StepStatus
+    attempt: int
+    dispatched_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: RunError | None = None
+
+
+class RunResource(Contract):
+    run_id: str
+    workflow_id: str
+    workflow_version: int
+    status: RunStatus
+    outputs: list[OutputAsset] = Field(default_factory=list)
+    error: RunError | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    steps: list[StepView] = Field(default_factory=list)
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None

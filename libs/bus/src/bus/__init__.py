@@ -1,0 +1,1 @@
+"""Kafka wiring shared by every service: broker factory, topics, CloudEvents envelope."""

@@ -1,0 +1,31 @@
+"""The one broker factory: every service gets its Kafka connection here."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.kafka import KafkaBroker
+
+
+def make_broker(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    graceful_timeout: float = 30.0,
+    logger: logging.Logger | None = None,
+) -> KafkaBroker:
+    """A broker whose producer waits for all in-sync replicas and never duplicates on retry.
+
+    `graceful_timeout` is how long a stopping service waits for in-flight handlers, so SIGTERM
+    finishes the work already taken instead of dropping it.
+    """
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        allow_auto_create_topics=False,
+        graceful_timeout=graceful_timeout,
+        logger=logger or logging.getLogger(f"{client_id}.kafka"),
+        request_timeout_ms=15_000,
+    )

@@ -1,0 +1,12 @@
+"""Kafka connection settings, mixed into each service's own settings model."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class KafkaSettings(BaseSettings):
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:39092", description="Comma-separated host:port list."
+    )

@@ -1,0 +1,143 @@
+"""Turning a stored run into the run resource of DESIGN.md §3."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.events import RUN_EVENT_BY_STATUS, AssetInfo, RunEventData
+from contracts.run import OutputAsset, RunError, RunResource, RunStatus, StepStatus, StepView
+from storage.runs import RunRecord
+from workflow.definition import WorkflowDefinition
+from workflow.run import RunState
+
+Presign = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class RunView:
+    record: RunRecord
+    state: RunState
+    assets: dict[str, AssetInfo]
+    metadata: dict[str, Any]
+
+
+def load_view(record: RunRecord) -> RunView:
+    assets = {
+        ref: AssetInfo.model_validate(info) for ref, info in json.loads(record.assets_json).items()
+    }
+    return RunView(
+        record=record,
+        state=RunState.model_validate_json(record.state_json),
+        assets=assets,
+        metadata=json.loads(record.metadata_json),
+    )
+
+
+def _output_entry(
+    name: str, index: int | None, value: Any, assets: dict[str, AssetInfo], presign: Presign | None
+) -> OutputAsset:
+    if isinstance(value, str) and value in assets:
+        info = assets[value]
+        return OutputAsset(
+            name=name,
+            index=index,
+            type="image" if info.content_type.startswith("image/") else "file",
+            ref=info.ref,
+            url=presign(info.ref) if presign else None,
+            content_type=info.content_type,
+            bytes=info.bytes,
+            width=info.width,
+            height=info.height,
+        )
+    if isinstance(value, str):
+        return OutputAsset(name=name, index=index, type="text", value=value)
+    return OutputAsset(name=name, index=index, type="json", value=value)
+
+
+def outputs_of(view: RunView, presign: Presign | None) -> list[OutputAsset]:
+    entries: list[OutputAsset] = []
+    for name, value in (view.state.outputs or {}).items():
+        is_asset_list = (
+            isinstance(value, list)
+            and value
+            and all(v in view.assets for v in value if isinstance(v, str))
+            and all(isinstance(v, str) for v in value)
+        )
+        if is_asset_list:
+            entries += [
+                _output_entry(name, i, v, view.assets, presign) for i, v in enumerate(value)
+            ]
+        else:
+            entries.append(_output_entry(name, None, value, view.assets, presign))
+    return entries
+
+
+def _error(view: RunView) -> RunError | None:
+    err = view.state.error
+    if err is None:
+        return None
+    return RunError(code=err.code, message=err.message, node_id=err.node_id)
+
+
+def _steps(view: RunView, defn: WorkflowDefinition) -> list[StepView]:
+    types = {n.id: n.type for n in defn.nodes}
+    views: list[StepView] = []
+    for node_id, step in view.state.steps.items():
+        error = (
+            RunError(code=step.error.code, message=step.error.message, node_id=node_id)
+            if step.error
+            else None
+        )
+        views.append(
+            StepView(
+                node_id=node_id,
+                type=types.get(node_id, "unknown"),
+                status=StepStatus(step.status.value),
+                attempt=step.attempt,
+                dispatched_at=step.dispatched_at,
+                started_at=step.started_at,
+                finished_at=step.finished_at,
+                error=error,
+            )
+        )
+    return views
+
+
+def to_resource(view: RunView, defn: WorkflowDefinition, presign: Presign | None) -> RunResource:
+    r = view.record
+    return RunResource(
+        run_id=r.run_id,
+        workflow_id=r.workflow_id,
+        workflow_version=r.workflow_version,
+        status=RunStatus(view.state.status.value),
+        outputs=outputs_of(view, presign),
+        error=_error(view),
+        metadata=view.metadata,
+        steps=_steps(view, defn),
+        created_at=r.created_at,
+        started_at=view.state.started_at,
+        completed_at=view.state.completed_at,
+    )
+
+
+def to_event_data(view: RunView) -> RunEventData:
+    """The public event for the run's current status (s3 refs, no URLs)."""
+    r = view.record
+    status = RunStatus(view.state.status.value)
+    model = RUN_EVENT_BY_STATUS[status]
+    return model(
+        run_id=r.run_id,
+        tenant_id=r.tenant_id,
+        workflow_id=r.workflow_id,
+        workflow_version=r.workflow_version,
+        status=status,
+        outputs=outputs_of(view, None),
+        error=_error(view),
+        metadata=view.metadata,
+        created_at=r.created_at,
+        started_at=view.state.started_at,
+        completed_at=view.state.completed_at,
+    )

@@ -1,0 +1,125 @@
+"""Assets in S3 through the `minio` SDK (any S3-compatible server).
+
+The SDK is synchronous: network calls run in a worker thread. Presigning is local computation
+against the public endpoint, so URLs work for callers outside our network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from minio import Minio
+from minio.error import S3Error
+
+_REF = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
+
+
+class AssetNotFound(Exception):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"asset {ref} does not exist")
+        self.ref = ref
+
+
+class InvalidAssetRef(ValueError):
+    pass
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    match = _REF.match(ref)
+    if match is None:
+        raise InvalidAssetRef(f"{ref!r} is not an s3://bucket/key reference")
+    return match["bucket"], match["key"]
+
+
+def make_ref(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint: str
+    """e.g. http://127.0.0.1:38333"""
+    public_endpoint: str
+    access_key: str
+    secret_key: str
+    region: str = "us-east-1"
+
+
+def _client(url: str, cfg: S3Config) -> Minio:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"S3 endpoint must be http(s)://host:port, got {url!r}")
+    return Minio(
+        parts.netloc,
+        access_key=cfg.access_key,
+        secret_key=cfg.secret_key,
+        secure=parts.scheme == "https",
+        region=cfg.region,
+    )
+
+
+class AssetStore:
+    def __init__(self, cfg: S3Config) -> None:
+        self._client = _client(cfg.endpoint, cfg)
+        self._public = _client(cfg.public_endpoint, cfg)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._client.list_buckets)
+
+    async def ensure_bucket(self, bucket: str) -> None:
+        def ensure() -> None:
+            if not self._client.bucket_exists(bucket):
+                try:
+                    self._client.make_bucket(bucket)
+                except S3Error as exc:
+                    if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                        raise
+
+        await asyncio.to_thread(ensure)
+
+    async def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        await asyncio.to_thread(
+            self._client.put_object,
+            bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
+            metadata=metadata,  # type: ignore[arg-type]
+        )
+        return make_ref(bucket, key)
+
+    async def get(self, ref: str) -> bytes:
+        bucket, key = parse_ref(ref)
+
+        def read() -> bytes:
+            try:
+                response = self._client.get_object(bucket, key)
+            except S3Error as exc:
+                if exc.code in {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}:
+                    raise AssetNotFound(ref) from exc
+                raise
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await asyncio.to_thread(read)
+
+    def presign(self, ref: str, *, expires: timedelta) -> str:
+        bucket, key = parse_ref(ref)
+        return self._public.presigned_get_object(bucket, key, expires=expires)

@@ -1,0 +1,46 @@
+"""Connecting to MongoDB (or any server speaking its wire protocol) and its indexes.
+
+Only portable features are used (DESIGN.md §7): CRUD, unique/compound indexes, conditional
+updates. No transactions, change streams or TTL indexes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+Document = dict[str, Any]
+
+
+def connect(url: str, *, app_name: str, timeout_ms: int = 5000) -> AsyncMongoClient[Document]:
+    """A client that fails within `timeout_ms` when the server is unreachable."""
+    return AsyncMongoClient(
+        url,
+        appname=app_name,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        tz_aware=True,
+    )
+
+
+async def ping(db: AsyncDatabase[Document]) -> None:
+    await db.command("ping")
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    await db.workflows.create_index(
+        [("tenantId", ASCENDING), ("workflowId", ASCENDING), ("version", ASCENDING)],
+        unique=True,
+        name="tenant_workflow_version",
+    )
+    await db.runs.create_index(
+        [("tenantId", ASCENDING), ("_id", DESCENDING)], name="tenant_newest_first"
+    )
+    await db.runs.create_index(
+        [("tenantId", ASCENDING), ("workflowId", ASCENDING), ("_id", DESCENDING)],
+        name="tenant_workflow_newest_first",
+    )
+    await db.runs.create_index([("status", ASCENDING), ("dueAt", ASCENDING)], name="sweeper")
+    await db.api_keys.create_index([("tenantId", ASCENDING)], name="tenant")

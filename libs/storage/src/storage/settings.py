@@ -1,0 +1,41 @@
+"""MongoDB and S3 connection settings, mixed into each service's own settings model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings
+
+from storage.assets import S3Config
+
+
+class MongoSettings(BaseSettings):
+    mongodb_url: str = "mongodb://127.0.0.1:37017"
+    mongodb_database: str = "workflow"
+
+
+class S3Settings(BaseSettings):
+    s3_endpoint: str = "http://127.0.0.1:38333"
+    s3_public_endpoint: str | None = Field(
+        default=None, description="Host callers use to fetch presigned URLs; default s3_endpoint."
+    )
+    s3_access_key: str = "devstack"
+    s3_secret_key: SecretStr = SecretStr("devstack-secret-key")
+    s3_region: str = "us-east-1"
+    s3_outputs_bucket: str = "workflow-outputs"
+    s3_uploads_bucket: str = "workflow-uploads"
+    s3_url_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    def s3_config(self) -> S3Config:
+        return S3Config(
+            endpoint=self.s3_endpoint,
+            public_endpoint=self.s3_public_endpoint or self.s3_endpoint,
+            access_key=self.s3_access_key,
+            secret_key=self.s3_secret_key.get_secret_value(),
+            region=self.s3_region,
+        )
+
+    @property
+    def s3_url_expiry(self) -> timedelta:
+        return timedelta(seconds=self.s3_url_expiry_seconds)
