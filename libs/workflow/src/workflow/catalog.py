@@ -1,0 +1,165 @@
+"""The node catalog: every node type, its params model (which is its schema) and its outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+ASSET_REF_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+AssetRef = Annotated[str, Field(pattern=ASSET_REF_PATTERN)]
+"""An object in S3-compatible storage: ``s3://bucket/key``."""
+
+Color = Annotated[str, Field(pattern=COLOR_PATTERN)]
+"""An RGB colour as ``#rrggbb``."""
+
+
+class NodeKind(StrEnum):
+    EXECUTABLE = "executable"
+    """Run by an executor; the orchestrator only dispatches it."""
+    CONTROL = "control"
+    """Interpreted by the orchestrator itself (chaining, fan-out, waiting)."""
+
+
+class OutputKind(StrEnum):
+    IMAGE = "image"
+    TEXT = "text"
+    JSON = "json"
+    NUMBER = "number"
+
+
+@dataclass(frozen=True)
+class NodeType:
+    name: str
+    kind: NodeKind
+    params_model: type[BaseModel]
+    outputs: Mapping[str, OutputKind]
+    item_scope: frozenset[str] = field(default_factory=frozenset)
+    """Params in which ``{{ item.… }}`` may be used (a map node's template); empty for most."""
+
+
+class NodeParams(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class GenerateParams(NodeParams):
+    prompt: str = Field(min_length=1, max_length=4000)
+    """What to draw."""
+    negative_prompt: str | None = Field(None, max_length=4000)
+    """What to keep out of the picture."""
+    width: int = Field(1024, ge=64, le=4096)
+    height: int = Field(1024, ge=64, le=4096)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    """Same prompt and seed give the same picture; unset means the provider picks one."""
+    quality: Literal["draft", "high"] = "high"
+
+
+class AdjustParams(NodeParams):
+    image: AssetRef
+    brightness: float = Field(1.0, ge=0, le=4)
+    """1 leaves brightness unchanged, 0 is black."""
+    contrast: float = Field(1.0, ge=0, le=4)
+    """1 leaves contrast unchanged, 0 is flat grey."""
+    saturation: float = Field(1.0, ge=0, le=4)
+    """1 leaves colour unchanged, 0 is greyscale."""
+    temperature: float = Field(0.0, ge=-1, le=1)
+    """Negative is cooler (bluer), positive warmer (more orange)."""
+
+
+class ResizeParams(NodeParams):
+    image: AssetRef
+    width: int = Field(ge=1, le=8192)
+    height: int = Field(ge=1, le=8192)
+    fit: Literal["cover", "contain", "fill"] = "cover"
+    """cover crops to fill the box, contain letterboxes, fill stretches."""
+    background: Color = "#000000"
+    """Letterbox colour, used by ``contain``."""
+
+
+class CropParams(NodeParams):
+    image: AssetRef
+    x: int = Field(ge=0)
+    """Left edge of the crop box, in pixels."""
+    y: int = Field(ge=0)
+    """Top edge of the crop box, in pixels."""
+    width: int = Field(ge=1, le=8192)
+    height: int = Field(ge=1, le=8192)
+
+
+class TextParams(NodeParams):
+    image: AssetRef
+    text: str = Field(min_length=1, max_length=2000)
+    x: int = 0
+    """Left edge of the text, in pixels."""
+    y: int = 0
+    """Top edge of the text, in pixels."""
+    size: int = Field(32, ge=4, le=512)
+    """Font size in pixels."""
+    color: Color = "#ffffff"
+
+
+class CompositeParams(NodeParams):
+    image: AssetRef
+    """The base picture."""
+    overlay: AssetRef
+    """The picture drawn on top of the base."""
+    x: int = 0
+    """Where the overlay's left edge goes on the base, in pixels."""
+    y: int = 0
+    """Where the overlay's top edge goes on the base, in pixels."""
+    opacity: float = Field(1.0, ge=0, le=1)
+
+
+class ConvertParams(NodeParams):
+    image: AssetRef
+    format: Literal["png", "jpeg", "webp"]
+    quality: int = Field(90, ge=1, le=100)
+    """Encoder quality for jpeg and webp; png ignores it."""
+
+
+class TemplateParams(NodeParams):
+    template: str = Field(max_length=100_000)
+    """Text with ``{{ … }}`` references, interpolated by the orchestrator before dispatch."""
+
+
+_IMAGE = MappingProxyType({"image": OutputKind.IMAGE})
+
+
+def _executable(name: str, params: type[BaseModel], outputs: Mapping[str, OutputKind]) -> NodeType:
+    return NodeType(name=name, kind=NodeKind.EXECUTABLE, params_model=params, outputs=outputs)
+
+
+CATALOG: Mapping[str, NodeType] = MappingProxyType(
+    {
+        node_type.name: node_type
+        for node_type in (
+            _executable("image.generate", GenerateParams, _IMAGE),
+            _executable("image.adjust", AdjustParams, _IMAGE),
+            _executable("image.resize", ResizeParams, _IMAGE),
+            _executable("image.crop", CropParams, _IMAGE),
+            _executable("image.text", TextParams, _IMAGE),
+            _executable("image.composite", CompositeParams, _IMAGE),
+            _executable("image.convert", ConvertParams, _IMAGE),
+            _executable(
+                "text.template", TemplateParams, MappingProxyType({"text": OutputKind.TEXT})
+            ),
+        )
+    }
+)
+
+
+def get_node_type(name: str) -> NodeType | None:
+    return CATALOG.get(name)

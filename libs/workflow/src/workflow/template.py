@@ -1,0 +1,176 @@
+"""``{{ … }}`` references: parsing and resolution. A reference is a path lookup, never code.
+
+Grammar (whitespace inside the braces is optional)::
+
+    reference := "{{" root ("." segment)* "}}"
+    root      := "inputs" | "item"              (any number of segments)
+               | "nodes" "." id "." output ...  (at least node id and output)
+    segment   := identifier | non-negative integer (a list index)
+
+Every ``{{`` opens a reference; there is no escape. A ``}}`` outside a reference is text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+Root = Literal["inputs", "nodes", "item"]
+Segment: TypeAlias = str | int
+
+ROOTS: tuple[Root, ...] = ("inputs", "nodes", "item")
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+_OPEN, _CLOSE = "{{", "}}"
+
+
+@dataclass(frozen=True)
+class Reference:
+    root: Root
+    path: tuple[Segment, ...] = ()
+
+    @property
+    def expression(self) -> str:
+        return ".".join([self.root, *map(str, self.path)])
+
+    def __str__(self) -> str:
+        return f"{{{{ {self.expression} }}}}"
+
+
+class TemplateError(ValueError):
+    pass
+
+
+class TemplateSyntaxError(TemplateError):
+    def __init__(self, text: str, position: int, reason: str) -> None:
+        super().__init__(f"{reason} (at character {position} of {text!r})")
+        self.text = text
+        self.position = position
+        self.reason = reason
+
+
+class ResolutionError(TemplateError):
+    def __init__(self, reference: Reference, missing: Segment | None, reason: str) -> None:
+        super().__init__(f"cannot resolve {reference}: {reason}")
+        self.reference = reference
+        self.missing = missing
+        """The first path segment (or root) that could not be found."""
+        self.reason = reason
+
+
+Part: TypeAlias = str | Reference
+
+
+def parse(text: str) -> list[Part]:
+    """Split a string into literal text and references; raise TemplateSyntaxError if malformed."""
+    parts: list[Part] = []
+    position = 0
+    while (start := text.find(_OPEN, position)) >= 0:
+        end = text.find(_CLOSE, start + len(_OPEN))
+        if end < 0:
+            raise TemplateSyntaxError(text, start, "'{{' is never closed with '}}'")
+        if start > position:
+            parts.append(text[position:start])
+        parts.append(_parse_expression(text, start, text[start + len(_OPEN) : end]))
+        position = end + len(_CLOSE)
+    if position < len(text):
+        parts.append(text[position:])
+    return parts
+
+
+def _parse_expression(text: str, start: int, inner: str) -> Reference:
+    expression = inner.strip()
+    if not expression:
+        raise TemplateSyntaxError(text, start, "empty reference '{{ }}'")
+    root, *rest = expression.split(".")
+    if root not in ROOTS:
+        raise TemplateSyntaxError(
+            text, start, f"unknown root {root!r} in {expression!r}; use inputs, nodes or item"
+        )
+    path: list[Segment] = []
+    for segment in rest:
+        if _INDEX.fullmatch(segment):
+            path.append(int(segment))
+        elif _IDENTIFIER.fullmatch(segment):
+            path.append(segment)
+        else:
+            raise TemplateSyntaxError(
+                text,
+                start,
+                f"invalid path segment {segment!r} in {expression!r}; segments are names"
+                " (letters, digits, _ and -) or list indexes, separated by '.'",
+            )
+    if root == "nodes" and (len(path) < 2 or not all(isinstance(s, str) for s in path[:2])):
+        raise TemplateSyntaxError(
+            text, start, f"{expression!r} must name a node and its output: nodes.<id>.<output>"
+        )
+    return Reference(root, tuple(path))
+
+
+def find_references(value: Any) -> list[Reference]:
+    """Every reference in a string or nested dicts/lists of strings, in document order."""
+    if isinstance(value, str):
+        return [part for part in parse(value) if isinstance(part, Reference)]
+    if isinstance(value, Mapping):
+        return [ref for item in value.values() for ref in find_references(item)]
+    if isinstance(value, list | tuple):
+        return [ref for item in value for ref in find_references(item)]
+    return []
+
+
+def resolve(value: Any, context: Mapping[str, Any]) -> Any:
+    """Replace references with values from ``context`` (keys inputs, nodes and maybe item).
+
+    A string that is exactly one reference becomes the referenced value, keeping its type;
+    references inside longer strings are interpolated as text.
+    """
+    if isinstance(value, str):
+        parts = parse(value)
+        if len(parts) == 1 and isinstance(parts[0], Reference):
+            return lookup(parts[0], context)
+        return "".join(
+            _as_text(lookup(part, context)) if isinstance(part, Reference) else part
+            for part in parts
+        )
+    if isinstance(value, Mapping):
+        return {key: resolve(item, context) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve(item, context) for item in value]
+    return value
+
+
+def lookup(reference: Reference, context: Mapping[str, Any]) -> Any:
+    if reference.root not in context:
+        raise ResolutionError(reference, reference.root, f"{reference.root!r} is not in scope")
+    current: Any = context[reference.root]
+    walked: str = reference.root
+    for segment in reference.path:
+        found, current = _step(current, segment)
+        if not found:
+            raise ResolutionError(reference, segment, f"{walked} has no {segment!r}")
+        walked = f"{walked}.{segment}"
+    return current
+
+
+def _step(current: Any, segment: Segment) -> tuple[bool, Any]:
+    if isinstance(current, Mapping):
+        key = str(segment)
+        return (True, current[key]) if key in current else (False, None)
+    if (
+        isinstance(current, Sequence)
+        and not isinstance(current, str | bytes)
+        and isinstance(segment, int)
+        and segment < len(current)
+    ):
+        return True, current[segment]
+    return False, None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
