@@ -1,0 +1,99 @@
+"""Wiring: the one place where the executor's pieces are put together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, cast
+
+import httpx
+from bus.broker import make_broker
+from bus.consumer import Dispatcher
+from bus.publisher import EventPublisher
+from bus.startup import kafka_ready, require
+from bus.topics import Topic
+from faststream import AckPolicy, FastStream
+from faststream.kafka.annotations import KafkaMessage
+from storage.assets import AssetStore
+
+from contracts import events as ev
+from executor.imaging.provider import HttpProvider, ImageProvider, OfflineProvider
+from executor.nodes import HANDLERS, missing_handlers
+from executor.service import Executor
+from executor.settings import ExecutorSettings
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+
+log = logging.getLogger("executor")
+
+
+class MissingHandlers(RuntimeError):
+    pass
+
+
+def create_app(settings: ExecutorSettings) -> FastStream:
+    missing = missing_handlers(HANDLERS)
+    if missing:
+        raise MissingHandlers(f"no handler for node types {missing}; refusing to start")
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id="executor")
+    store = AssetStore(settings.s3_config())
+    http = httpx.AsyncClient()
+    provider: ImageProvider = (
+        HttpProvider(settings.image_provider_url, settings.image_provider_timeout_seconds, http)
+        if settings.image_provider_url
+        else OfflineProvider()
+    )
+    publisher = EventPublisher(broker, source="/executor")
+    executor = Executor(
+        handlers=HANDLERS,
+        store=store,
+        outputs_bucket=settings.s3_outputs_bucket,
+        provider=provider,
+        publisher=publisher,
+        default_timeout=settings.executor_default_timeout_seconds,
+    )
+    dispatcher = Dispatcher({ev.StepRequested: executor.on_step_requested}, publisher)
+
+    # Steps of one run share a partition (keyed by runId) yet must run in parallel, so records
+    # are taken concurrently and committed on receipt. A step lost to a crash is re-driven by
+    # the orchestrator when its timeout passes; a graceful stop drains in-flight steps first.
+    subscriber = broker.subscriber(
+        Topic.STEP_REQUESTED,
+        group_id=settings.executor_group_id,
+        auto_offset_reset="earliest",
+        max_workers=settings.executor_concurrency,
+        ack_policy=AckPolicy.ACK_FIRST,
+    )
+
+    @subscriber
+    async def handle(msg: KafkaMessage) -> None:
+        record = cast("ConsumerRecord", msg.raw_message)
+        await dispatcher.dispatch(
+            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
+        )
+
+    async def check_dependencies() -> None:
+        timeout = settings.startup_timeout_seconds
+        await require("S3", settings.s3_endpoint, store.ping, timeout)
+        await require(
+            "Kafka", settings.kafka_bootstrap_servers, lambda: kafka_ready(broker), timeout
+        )
+
+    async def drain() -> None:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is not None:
+            consumer.pause(*consumer.assignment())
+        log.info("draining in-flight steps before stopping")
+        try:
+            async with asyncio.timeout(settings.shutdown_drain_seconds):
+                await executor.drained()
+        except TimeoutError:
+            log.error("in-flight steps did not finish in time; they will be re-driven")
+
+    async def close() -> None:
+        await http.aclose()
+
+    return FastStream(
+        broker, on_startup=[check_dependencies], on_shutdown=[drain], after_shutdown=[close]
+    )

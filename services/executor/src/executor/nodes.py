@@ -1,0 +1,145 @@
+"""One handler per executable node type. A handler takes its validated params and a context
+that reads and writes assets; image work runs in a worker thread, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.events import AssetInfo
+from pydantic import BaseModel
+from storage.assets import AssetStore
+from workflow import catalog as c
+
+from executor.imaging import ops
+from executor.imaging.provider import ImageProvider
+from executor.imaging.result import ImageResult
+
+
+@dataclass
+class NodeResult:
+    outputs: dict[str, Any] = field(default_factory=dict)
+    assets: list[AssetInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    run_id: str
+    node_id: str
+    attempt: int
+    store: AssetStore
+    outputs_bucket: str
+    provider: ImageProvider
+
+    async def read(self, ref: str) -> bytes:
+        return await self.store.get(ref)
+
+    async def image_output(self, name: str, image: ImageResult) -> NodeResult:
+        """Write under a key fixed by run, node and attempt: a redelivered step overwrites its
+        own object instead of leaving a second one."""
+        key = f"runs/{self.run_id}/{self.node_id}/{self.attempt}/{name}.{image.ext}"
+        ref = await self.store.put(
+            self.outputs_bucket, key, image.data, content_type=image.content_type
+        )
+        info = AssetInfo(
+            ref=ref,
+            content_type=image.content_type,
+            bytes=len(image.data),
+            width=image.width,
+            height=image.height,
+        )
+        return NodeResult(outputs={name: ref}, assets=[info])
+
+
+NodeHandler = Callable[[Any, NodeContext], Awaitable[NodeResult]]
+
+
+async def generate(p: c.GenerateParams, ctx: NodeContext) -> NodeResult:
+    image = await ctx.provider.generate(
+        prompt=p.prompt,
+        negative_prompt=p.negative_prompt,
+        width=p.width,
+        height=p.height,
+        seed=p.seed,
+        quality=p.quality,
+    )
+    return await ctx.image_output("image", image)
+
+
+async def adjust(p: c.AdjustParams, ctx: NodeContext) -> NodeResult:
+    data = await ctx.read(p.image)
+    image = await asyncio.to_thread(
+        ops.adjust,
+        data,
+        brightness=p.brightness,
+        contrast=p.contrast,
+        saturation=p.saturation,
+        temperature=p.temperature,
+    )
+    return await ctx.image_output("image", image)
+
+
+async def resize(p: c.ResizeParams, ctx: NodeContext) -> NodeResult:
+    data = await ctx.read(p.image)
+    image = await asyncio.to_thread(
+        ops.resize, data, width=p.width, height=p.height, fit=p.fit, background=p.background
+    )
+    return await ctx.image_output("image", image)
+
+
+async def crop(p: c.CropParams, ctx: NodeContext) -> NodeResult:
+    data = await ctx.read(p.image)
+    image = await asyncio.to_thread(ops.crop, data, x=p.x, y=p.y, width=p.width, height=p.height)
+    return await ctx.image_output("image", image)
+
+
+async def text(p: c.TextParams, ctx: NodeContext) -> NodeResult:
+    data = await ctx.read(p.image)
+    image = await asyncio.to_thread(
+        ops.text, data, text=p.text, x=p.x, y=p.y, size=p.size, color=p.color
+    )
+    return await ctx.image_output("image", image)
+
+
+async def composite(p: c.CompositeParams, ctx: NodeContext) -> NodeResult:
+    base, overlay = await asyncio.gather(ctx.read(p.image), ctx.read(p.overlay))
+    image = await asyncio.to_thread(ops.composite, base, overlay, x=p.x, y=p.y, opacity=p.opacity)
+    return await ctx.image_output("image", image)
+
+
+async def convert(p: c.ConvertParams, ctx: NodeContext) -> NodeResult:
+    data = await ctx.read(p.image)
+    image = await asyncio.to_thread(ops.convert, data, format=p.format, quality=p.quality)
+    return await ctx.image_output("image", image)
+
+
+async def template(p: c.TemplateParams, ctx: NodeContext) -> NodeResult:
+    return NodeResult(outputs={"text": p.template})
+
+
+HANDLERS: Mapping[str, NodeHandler] = {
+    "image.generate": generate,
+    "image.adjust": adjust,
+    "image.resize": resize,
+    "image.crop": crop,
+    "image.text": text,
+    "image.composite": composite,
+    "image.convert": convert,
+    "text.template": template,
+}
+
+
+def missing_handlers(handlers: Mapping[str, NodeHandler] = HANDLERS) -> list[str]:
+    """Executable node types of the catalog this executor cannot run."""
+    return sorted(
+        name
+        for name, node_type in c.CATALOG.items()
+        if node_type.kind is c.NodeKind.EXECUTABLE and name not in handlers
+    )
+
+
+def params_for(node_type: str, raw: Mapping[str, Any]) -> BaseModel:
+    model = c.CATALOG[node_type].params_model
+    return model.model_validate(raw)

@@ -1,0 +1,150 @@
+"""Running one step: validate params, run the node's handler, report the result.
+
+Errors are classified where they are raised: the caller's mistakes (bad params, a missing or
+broken input asset) are permanent; our dependencies failing or a timeout are retryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from bus.publisher import EventPublisher
+from contracts.events import StepFailed, StepFailure, StepRequested, StepSucceeded
+from storage.assets import AssetNotFound, AssetStore, InvalidAssetRef
+from workflow.catalog import NodeKind, get_node_type
+from workflow.validation import ParamsError, validate_params
+
+from executor.imaging.provider import ImageProvider, ProviderError
+from executor.imaging.result import ImagingError
+from executor.nodes import NodeContext, NodeHandler, NodeResult
+
+log = logging.getLogger("executor")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class NodeFailure(Exception):
+    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.failure = StepFailure(code=code, message=message, retryable=retryable)
+
+
+def classify(exc: BaseException) -> StepFailure:
+    if isinstance(exc, NodeFailure):
+        return exc.failure
+    if isinstance(exc, ParamsError):
+        return StepFailure(code="invalid_params", message=str(exc))
+    if isinstance(exc, AssetNotFound | InvalidAssetRef):
+        return StepFailure(code="asset_not_found", message=str(exc))
+    if isinstance(exc, ImagingError):
+        return StepFailure(code="invalid_image", message=str(exc))
+    if isinstance(exc, ProviderError):
+        return StepFailure(code="provider_error", message=str(exc), retryable=exc.retryable)
+    if isinstance(exc, TimeoutError):
+        return StepFailure(code="timeout", message="the step exceeded its timeout", retryable=True)
+    return StepFailure(
+        code="internal_error", message=f"{type(exc).__name__}: {exc}", retryable=True
+    )
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[str, NodeHandler],
+        store: AssetStore,
+        outputs_bucket: str,
+        provider: ImageProvider,
+        publisher: EventPublisher,
+        default_timeout: float,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._handlers = handlers
+        self._store = store
+        self._outputs_bucket = outputs_bucket
+        self._provider = provider
+        self._publisher = publisher
+        self._default_timeout = default_timeout
+        self._clock = clock
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def on_step_requested(self, step: StepRequested) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self._run(step)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    async def _run(self, step: StepRequested) -> None:
+        started = self._clock()
+        try:
+            result = await asyncio.wait_for(
+                self._execute(step), timeout=step.timeout_seconds or self._default_timeout
+            )
+        except Exception as exc:
+            failure = classify(exc)
+            level = logging.ERROR if failure.code == "internal_error" else logging.INFO
+            log.log(
+                level,
+                "run %s: step %s (attempt %d) failed: %s",
+                step.run_id,
+                step.node_id,
+                step.attempt,
+                failure.message,
+                exc_info=failure.code == "internal_error",
+            )
+            await self._publisher.publish(
+                StepFailed(
+                    run_id=step.run_id,
+                    node_id=step.node_id,
+                    attempt=step.attempt,
+                    error=failure,
+                    started_at=started,
+                    finished_at=self._clock(),
+                )
+            )
+            return
+        await self._publisher.publish(
+            StepSucceeded(
+                run_id=step.run_id,
+                node_id=step.node_id,
+                attempt=step.attempt,
+                outputs=result.outputs,
+                assets=result.assets,
+                started_at=started,
+                finished_at=self._clock(),
+            )
+        )
+
+    async def _execute(self, step: StepRequested) -> NodeResult:
+        node_type = get_node_type(step.node_type)
+        handler = self._handlers.get(step.node_type)
+        if node_type is None or node_type.kind is not NodeKind.EXECUTABLE or handler is None:
+            raise NodeFailure(
+                "unknown_node_type",
+                f"no executor for node type {step.node_type!r}",
+                retryable=False,
+            )
+        params = validate_params(node_type, step.params)
+        ctx = NodeContext(
+            run_id=step.run_id,
+            node_id=step.node_id,
+            attempt=step.attempt,
+            store=self._store,
+            outputs_bucket=self._outputs_bucket,
+            provider=self._provider,
+        )
+        return await handler(params, ctx)

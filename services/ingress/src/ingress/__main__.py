@@ -1,0 +1,35 @@
+"""`python -m ingress`: serves the HTTP API; SIGTERM lets in-flight requests finish."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from ingress.app import create_app
+from ingress.settings import IngressSettings
+
+
+def main() -> int:
+    settings = IngressSettings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.ingress_host,
+            port=settings.ingress_port,
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.max_wait_seconds) + 5,
+            lifespan="on",
+        )
+    )
+    server.run()
+    # uvicorn exits quietly when the lifespan fails (a dependency unreachable): say so.
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

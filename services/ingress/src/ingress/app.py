@@ -1,0 +1,92 @@
+"""The ingress application factory: settings in, app out, nothing created at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bus.broker import make_broker
+from bus.envelope import PoisonMessage, decode
+from bus.publisher import EventPublisher
+from bus.startup import kafka_ready, require
+from bus.topics import Topic
+from contracts.events import RunEventData
+from contracts.run import RunStatus
+from fastapi import FastAPI
+from faststream.kafka.annotations import KafkaMessage
+from storage import mongo
+from storage.assets import AssetStore
+from storage.keys import ApiKeyRepository
+from storage.runs import RunRepository
+from storage.workflows import WorkflowRepository
+
+from ingress import problems
+from ingress.routes import assets, health, runs, workflows
+from ingress.runtime import Runtime
+from ingress.settings import IngressSettings
+from ingress.waiters import Waiters
+
+log = logging.getLogger("ingress")
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+def create_app(settings: IngressSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = mongo.connect(settings.mongodb_url, app_name="ingress")
+        db = client[settings.mongodb_database]
+        store = AssetStore(settings.s3_config())
+        broker = make_broker(settings.kafka_bootstrap_servers, client_id="ingress")
+        waiters = Waiters()
+
+        # Every ingress instance sees every run event (no consumer group, newest only): the
+        # events only wake local waiters, the stored run stays the answer.
+        @broker.subscriber(Topic.RUN_EVENTS, group_id=None, auto_offset_reset="latest")
+        async def on_run_event(msg: KafkaMessage) -> None:
+            try:
+                envelope = decode(msg.headers, msg.body)
+            except PoisonMessage as exc:
+                log.warning("ignoring undecodable run event: %s", exc)
+                return
+            if isinstance(envelope.data, RunEventData) and envelope.data.status in TERMINAL:
+                waiters.wake(envelope.data.run_id, envelope.data.status.value)
+
+        timeout = settings.startup_timeout_seconds
+        await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)
+        await mongo.ensure_indexes(db)
+        await require("S3", settings.s3_endpoint, store.ping, timeout)
+        await require(
+            "Kafka", settings.kafka_bootstrap_servers, lambda: kafka_ready(broker), timeout
+        )
+        await broker.start()
+        app.state.runtime = Runtime(
+            settings=settings,
+            db=db,
+            broker=broker,
+            publisher=EventPublisher(broker, source="/ingress"),
+            store=store,
+            runs=RunRepository(db),
+            workflows=WorkflowRepository(db),
+            keys=ApiKeyRepository(db),
+            waiters=waiters,
+        )
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await client.close()
+
+    app = FastAPI(
+        title="Workflow API",
+        version="1.0.0",
+        description="Every canvas workflow as a callable HTTP endpoint.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(workflows.router)
+    app.include_router(runs.router)
+    app.include_router(assets.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,112 @@
+"""The workflow registry: immutable versions, validated at registration."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+from contracts.api import ProblemItem, WorkflowList, WorkflowResource
+from fastapi import APIRouter, Path, Request, Response
+from storage.workflows import WorkflowRecord
+from workflow.definition import canonical_json, definition_hash
+from workflow.validation import parse_definition
+
+from ingress.auth import TenantId
+from ingress.body import read_json
+from ingress.problems import ProblemError
+from ingress.runtime import RuntimeDep
+
+router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+
+WorkflowIdPath = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", description="Your name for it.")
+]
+
+
+def resource(record: WorkflowRecord) -> WorkflowResource:
+    definition = json.loads(record.definition_json)
+    return WorkflowResource(
+        workflow_id=record.workflow_id,
+        version=record.version,
+        name=record.name,
+        description=definition.get("description"),
+        definition=definition,
+        created_at=record.created_at,
+    )
+
+
+@router.put(
+    "/{workflow_id}",
+    response_model=WorkflowResource,
+    response_model_by_alias=True,
+    status_code=201,
+    responses={200: {"description": "Unchanged: the current version"}},
+)
+async def register_workflow(
+    workflow_id: WorkflowIdPath,
+    request: Request,
+    response: Response,
+    tenant_id: TenantId,
+    runtime: RuntimeDep,
+) -> WorkflowResource:
+    """Register a definition. A changed one becomes a new immutable version (201); an identical
+    one returns the current version (200)."""
+    raw = await read_json(request, runtime.settings.max_body_bytes)
+    if not isinstance(raw, dict):
+        raise ProblemError(422, "the definition must be a JSON object", kind="invalid-definition")
+    defn, problems = parse_definition(raw)
+    if defn is None or problems:
+        raise ProblemError(
+            422,
+            f"the definition has {len(problems)} problem(s)",
+            kind="invalid-definition",
+            errors=[ProblemItem(path=p.path, message=p.message) for p in problems],
+        )
+    record, created = await runtime.workflows.register(
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        name=defn.name,
+        definition_json=canonical_json(defn),
+        definition_hash=definition_hash(defn),
+        now=datetime.now(UTC),
+    )
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/workflows/{workflow_id}/versions/{record.version}"
+    return resource(record)
+
+
+@router.get("", response_model=WorkflowList, response_model_by_alias=True)
+async def list_workflows(tenant_id: TenantId, runtime: RuntimeDep) -> WorkflowList:
+    """The latest version of each of your workflows."""
+    records = await runtime.workflows.list_latest(tenant_id)
+    return WorkflowList(items=[resource(r) for r in records])
+
+
+@router.get("/{workflow_id}", response_model=WorkflowResource, response_model_by_alias=True)
+async def get_workflow(
+    workflow_id: WorkflowIdPath, tenant_id: TenantId, runtime: RuntimeDep
+) -> WorkflowResource:
+    record = await runtime.workflows.latest(tenant_id, workflow_id)
+    if record is None:
+        raise ProblemError(404, f"no workflow {workflow_id!r}", kind="not-found")
+    return resource(record)
+
+
+@router.get(
+    "/{workflow_id}/versions/{version}",
+    response_model=WorkflowResource,
+    response_model_by_alias=True,
+)
+async def get_workflow_version(
+    workflow_id: WorkflowIdPath,
+    version: Annotated[int, Path(ge=1)],
+    tenant_id: TenantId,
+    runtime: RuntimeDep,
+) -> WorkflowResource:
+    record = await runtime.workflows.get(tenant_id, workflow_id, version)
+    if record is None:
+        raise ProblemError(
+            404, f"workflow {workflow_id!r} has no version {version}", kind="not-found"
+        )
+    return resource(record)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from bus.settings import KafkaSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from storage.settings import MongoSettings, S3Settings
+
+
+class IngressSettings(KafkaSettings, MongoSettings, S3Settings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 38000
+    max_wait_seconds: float = Field(default=60, gt=0, le=600)
+    """The longest a run request waits for the run to end before answering 202."""
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(default=50 * 1_048_576, ge=1024)
+    startup_timeout_seconds: float = 15.0
+    log_level: str = "INFO"

@@ -1,0 +1,73 @@
+"""Wiring: the one place where the orchestrator's pieces are put together."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, cast
+
+from bus.broker import make_broker
+from bus.consumer import Dispatcher
+from bus.publisher import EventPublisher
+from bus.startup import kafka_ready, require
+from bus.topics import Topic
+from faststream import AckPolicy, FastStream
+from faststream.kafka.annotations import KafkaMessage
+from storage import mongo
+from storage.runs import RunRepository
+from storage.workflows import WorkflowRepository
+
+from contracts import events as ev
+from orchestrator.service import Orchestrator
+from orchestrator.settings import OrchestratorSettings
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+
+log = logging.getLogger("orchestrator")
+
+
+def create_app(settings: OrchestratorSettings) -> FastStream:
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id="orchestrator")
+    client = mongo.connect(settings.mongodb_url, app_name="orchestrator")
+    db = client[settings.mongodb_database]
+    publisher = EventPublisher(broker, source="/orchestrator")
+    service = Orchestrator(RunRepository(db), WorkflowRepository(db), publisher)
+    dispatcher = Dispatcher(
+        {
+            ev.RunRequested: service.on_run_requested,
+            ev.StepSucceeded: service.on_step_succeeded,
+            ev.StepFailed: service.on_step_failed,
+            ev.RunCancelRequested: service.on_cancel_requested,
+        },
+        publisher,
+    )
+
+    # One consumer over every run-keyed input topic: partitions of the same number are assigned
+    # together, so one instance owns all events of a run (FerretDB's updates are not atomic
+    # under concurrent writers; one writer per run keeps us correct).
+    @broker.subscriber(
+        Topic.RUN_REQUESTED,
+        Topic.STEP_FINISHED,
+        Topic.RUN_CANCEL,
+        group_id=settings.orchestrator_group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def handle(msg: KafkaMessage) -> None:
+        record = cast("ConsumerRecord", msg.raw_message)
+        await dispatcher.dispatch(
+            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
+        )
+
+    async def check_dependencies() -> None:
+        timeout = settings.startup_timeout_seconds
+        await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)
+        await mongo.ensure_indexes(db)
+        await require(
+            "Kafka", settings.kafka_bootstrap_servers, lambda: kafka_ready(broker), timeout
+        )
+
+    async def close() -> None:
+        await client.close()
+
+    return FastStream(broker, on_startup=[check_dependencies], after_shutdown=[close])
