@@ -1,0 +1,3 @@
+"""Every test directory shares the real-stack fixtures."""
+
+pytest_plugins = ["devstack.pytest_plugin"]

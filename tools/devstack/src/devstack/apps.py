@@ -1,0 +1,257 @@
+"""The four services as local processes: `run` in the foreground with prefixed logs, or
+`start`/`stop` detached, plus the dev tenant's key and the demo workflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from devstack import envfile, process
+from devstack.component import Say
+from devstack.settings import Settings
+
+SERVICES = ("ingress", "orchestrator", "executor", "notifier")
+INGRESS_PORT = 38000
+DEV_TENANT = "dev"
+DEMO_WORKFLOW = "studio-portrait"
+READY_MARK = "FastStream app started successfully"
+COLORS = {"ingress": 36, "orchestrator": 35, "executor": 33, "notifier": 32}
+
+
+class AppError(RuntimeError):
+    pass
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[4]
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(envfile.read_env_file(settings.env_file))
+    env.setdefault("INGRESS_PORT", str(INGRESS_PORT))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def ensure_dev_key(settings: Settings) -> dict[str, str]:
+    """A working API key for the dev tenant, recorded in .stack/env with the API's URL."""
+    env = service_env(settings)
+    current = envfile.read_env_file(settings.env_file).get("WORKFLOW_API_KEY", "")
+    cmd = [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", DEV_TENANT]
+    if current:
+        cmd += ["--keep", current]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    if out.returncode != 0:
+        raise AppError(f"creating the dev API key failed:\n{out.stderr[-2000:]}")
+    values = {
+        "WORKFLOW_API_URL": f"http://127.0.0.1:{env['INGRESS_PORT']}",
+        "WORKFLOW_API_KEY": out.stdout.strip().splitlines()[-1],
+    }
+    envfile.write_env(settings.env_file, values)
+    return values
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.state_dir / f"{name}.pid"
+
+
+def _log_file(settings: Settings, name: str) -> Path:
+    return settings.logs_dir / f"{name}.log"
+
+
+def _command(name: str) -> list[str]:
+    return [sys.executable, "-m", name]
+
+
+def running(settings: Settings) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for name in SERVICES:
+        pid = process.owned_pid(_pid_file(settings, name), f"-m {name}")
+        if pid is not None:
+            found[name] = pid
+    return found
+
+
+def _wait_ready(settings: Settings, name: str, pid: int, since: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    log = _log_file(settings, name)
+    while time.monotonic() < deadline:
+        if not process.pid_alive(pid):
+            raise AppError(f"{name}: exited during start (log: {log})\n{process.tail(log, 30)}")
+        if name == "ingress":
+            if _http_ok(f"{service_env(settings)['WORKFLOW_API_URL']}/readyz"):
+                return
+        elif READY_MARK in _read_from(log, since):
+            return
+        time.sleep(0.2)
+    raise AppError(f"{name}: not ready within {timeout:.0f} s (log: {log})\n{process.tail(log)}")
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
+    """Start the services that are not running (detached) and wait until each is ready."""
+    ensure_dev_key(settings)
+    env = service_env(settings)
+    already = running(settings)
+    started: dict[str, tuple[int, int]] = {}
+    for name in SERVICES:
+        if name in already:
+            say(f"{name}: already running (pid {already[name]})")
+            continue
+        log = _log_file(settings, name)
+        offset = log.stat().st_size if log.exists() else 0
+        pid = process.spawn(_command(name), log, _pid_file(settings, name), env=env)
+        started[name] = (pid, offset)
+    for name, (pid, offset) in started.items():
+        t0 = time.monotonic()
+        _wait_ready(settings, name, pid, offset, timeout)
+        say(f"{name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
+
+
+def stop(settings: Settings, say: Say, timeout: float = 90.0) -> None:
+    for name, pid in running(settings).items():
+        clean = process.stop(pid, timeout)
+        say(f"{name}: stopped" + ("" if clean else " (killed after timeout)"))
+        _pid_file(settings, name).unlink(missing_ok=True)
+
+
+def register_demo(settings: Settings) -> dict[str, str]:
+    env = service_env(settings)
+    url = f"{env['WORKFLOW_API_URL']}/v1/workflows/{DEMO_WORKFLOW}"
+    body = (_repo_root() / "examples" / f"{DEMO_WORKFLOW}.json").read_bytes()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="PUT",
+        headers={
+            "Authorization": f"Bearer {env['WORKFLOW_API_KEY']}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            info: dict[str, str] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise AppError(f"registering the demo workflow failed: {exc.read().decode()}") from exc
+    return info
+
+
+def curl_line(settings: Settings) -> str:
+    env = service_env(settings)
+    body = json.dumps(
+        {"inputs": {"prompt": "Studio portrait, warm lighting", "options": {"quality": "high"}}}
+    )
+    return (
+        f"curl -sS -X POST {env['WORKFLOW_API_URL']}/v1/workflows/{DEMO_WORKFLOW}/run "
+        f"-H 'Authorization: Bearer {env['WORKFLOW_API_KEY']}' "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def _pump(name: str, stream: object, lock: threading.Lock) -> None:
+    color = COLORS.get(name, 0)
+    prefix = f"\033[{color}m{name:>12} |\033[0m " if sys.stdout.isatty() else f"{name:>12} | "
+    for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        with lock:
+            sys.stdout.write(prefix + raw.decode(errors="replace"))
+            sys.stdout.flush()
+
+
+def run_foreground(settings: Settings, say: Say, extra_env: Mapping[str, str] | None = None) -> int:
+    """All four services in this terminal, logs prefixed; Ctrl-C stops them cleanly."""
+    if running(settings):
+        raise AppError("services already run detached; `make down` first or use them as they are")
+    ensure_dev_key(settings)
+    env = service_env(settings)
+    env.update(extra_env or {})
+    lock = threading.Lock()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name in SERVICES:
+        proc = subprocess.Popen(
+            _command(name),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        procs[name] = proc
+        threading.Thread(target=_pump, args=(name, proc.stdout, lock), daemon=True).start()
+
+    stopping = threading.Event()
+
+    def request_stop(*_: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        deadline = time.monotonic() + 60
+        while not _http_ok(f"{env['WORKFLOW_API_URL']}/readyz"):
+            if stopping.is_set() or any(p.poll() is not None for p in procs.values()):
+                break
+            if time.monotonic() > deadline:
+                say("ingress did not become ready within 60 s")
+                stopping.set()
+                break
+            time.sleep(0.3)
+        else:
+            register_demo(settings)
+            with lock:
+                print(_banner(settings), flush=True)
+        while not stopping.is_set():
+            dead = [n for n, p in procs.items() if p.poll() is not None]
+            if dead:
+                say(f"{', '.join(dead)} exited; stopping the others")
+                break
+            stopping.wait(0.5)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                say(f"{name}: did not stop in 90 s; killing it")
+                proc.kill()
+    codes = {n: p.returncode for n, p in procs.items()}
+    return 0 if stopping.is_set() and all(c in (0, -signal.SIGTERM) for c in codes.values()) else 1
+
+
+def _banner(settings: Settings) -> str:
+    env = service_env(settings)
+    return (
+        "\n"
+        "==================== Workflow API is running ====================\n"
+        f"  API:      {env['WORKFLOW_API_URL']}  (docs: {env['WORKFLOW_API_URL']}/docs)\n"
+        f"  API key:  {env['WORKFLOW_API_KEY']}\n"
+        f"  Demo workflow '{DEMO_WORKFLOW}' is registered. Try:\n\n"
+        f"  {curl_line(settings)}\n"
+        "==================================================================\n"
+    )

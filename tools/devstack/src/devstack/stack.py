@@ -1,0 +1,121 @@
+"""The whole stack: bring every component up concurrently, stop them, report their status."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from devstack import envfile, process
+from devstack.cache import file_lock
+from devstack.component import Component, Say, Status
+from devstack.errors import DevstackError, StackError
+from devstack.kafka import Kafka
+from devstack.mongodb import MongoDB
+from devstack.s3 import S3
+from devstack.settings import Settings
+
+COMPONENTS: tuple[Callable[[Settings], Component], ...] = (Kafka, MongoDB, S3)
+
+
+def components(settings: Settings) -> list[Component]:
+    return [make(settings) for make in COMPONENTS]
+
+
+def component_names() -> list[str]:
+    return ["kafka", "mongodb", "s3"]
+
+
+def endpoint_values(settings: Settings) -> dict[str, str]:
+    """What ``.stack/env`` says about the stack (in the file's order)."""
+    host = settings.host
+    s3 = f"http://{host}:{settings.s3_port}"
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": f"{host}:{settings.kafka_port}",
+        "MONGODB_URL": f"mongodb://{host}:{settings.mongodb_port}",
+        "MONGODB_DATABASE": settings.database,
+        "S3_ENDPOINT": s3,
+        "S3_PUBLIC_ENDPOINT": s3,
+        "S3_ACCESS_KEY": settings.access_key,
+        "S3_SECRET_KEY": settings.secret_key,
+        "S3_REGION": settings.region,
+        "S3_OUTPUTS_BUCKET": settings.outputs_bucket,
+        "S3_UPLOADS_BUCKET": settings.uploads_bucket,
+    }
+
+
+def _locked_say(say: Say) -> Say:
+    lock = threading.Lock()
+
+    def locked(message: str) -> None:
+        with lock:
+            say(message)
+
+    return locked
+
+
+def _ensure(component: Component, say: Say) -> Status:
+    try:
+        return component.ensure(say)
+    except DevstackError:
+        raise
+    except Exception as exc:
+        raise component.fail(f"{type(exc).__name__}: {exc}") from exc
+
+
+def up(settings: Settings, say: Say = print) -> list[Status]:
+    """Start whatever is not running and healthy, create topics and buckets, write the env file.
+
+    Raises StackError naming each component that failed.
+    """
+    started = time.monotonic()
+    say = _locked_say(say)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(settings.state_dir / ".lock"):
+        comps = components(settings)
+        process.reset_abort()
+        pool = ThreadPoolExecutor(max_workers=len(comps))
+        futures = [pool.submit(_ensure, c, say) for c in comps]
+        try:
+            wait(futures)
+        except BaseException:
+            # Ctrl-C / SIGTERM: kill running downloads and builds so their temp dirs are removed.
+            process.abort_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+        errors: list[DevstackError] = []
+        statuses: list[Status] = []
+        for future in futures:
+            exc = future.exception()
+            if isinstance(exc, DevstackError):
+                errors.append(exc)
+            elif exc is not None:
+                raise exc
+            else:
+                statuses.append(future.result())
+        if errors:
+            raise StackError(errors)
+        envfile.write_env(settings.env_file, endpoint_values(settings))
+    say(f"up: all healthy, endpoints in {settings.env_file} [{time.monotonic() - started:.1f}s]")
+    return statuses
+
+
+def down(settings: Settings, purge: bool = False, say: Say = print) -> None:
+    say = _locked_say(say)
+    with file_lock(settings.state_dir / ".lock"):
+        comps = components(settings)
+        with ThreadPoolExecutor(max_workers=len(comps)) as pool:
+            for future in [pool.submit(c.stop, say) for c in comps]:
+                future.result()
+        if purge:
+            for comp in comps:
+                comp.purge()
+            say(f"down: removed the data of {', '.join(c.name for c in comps)}")
+
+
+def status(settings: Settings) -> list[Status]:
+    comps = components(settings)
+    with ThreadPoolExecutor(max_workers=len(comps)) as pool:
+        return list(pool.map(lambda c: c.status(), comps))
