@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
-from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import (
     ValidationError as SchemaValidationError,
 )
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -313,14 +313,16 @@ def _pydantic_problems(
 
 def _input_problems(error: SchemaValidationError) -> Iterator[Problem]:
     path: Sequence[str | int] = ("inputs", *error.absolute_path)
+    required = error.validator_value
     if error.validator == "required" and isinstance(error.instance, Mapping):
-        for name in error.validator_value:
+        for name in required if isinstance(required, list) else []:
             if name not in error.instance:
                 yield Problem(path=pointer(*path, name), message="required")
         return
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
-        properties = error.schema.get("properties", {})
-        patterns = error.schema.get("patternProperties", {})
+        properties = schema.get("properties", {})
+        patterns = schema.get("patternProperties", {})
         if not patterns:
             for name in error.instance:
                 if name not in properties:

@@ -22,6 +22,7 @@ from storage.runs import RunRepository
 from storage.workflows import WorkflowRepository
 
 from ingress import problems
+from ingress.openapi_bodies import document_raw_bodies
 from ingress.routes import assets, health, runs, workflows
 from ingress.runtime import Runtime
 from ingress.settings import IngressSettings
@@ -85,6 +86,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    document_raw_bodies(app)
     app.include_router(workflows.router)
     app.include_router(runs.router)
     app.include_router(assets.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, cast
 
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from bus.broker import make_broker
 from bus.consumer import Dispatcher
 from bus.publisher import EventPublisher
@@ -42,14 +43,16 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         publisher,
     )
 
-    # One consumer over every run-keyed input topic: partitions of the same number are assigned
-    # together, so one instance owns all events of a run (FerretDB's updates are not atomic
-    # under concurrent writers; one writer per run keeps us correct).
+    # One consumer over every run-keyed input topic with the range assignor: partition N of
+    # each topic goes to the same instance, so one instance owns all events of a run (FerretDB's
+    # updates are not atomic under concurrent writers; one writer per run keeps us correct).
+    # The round-robin default would split a run's topics across instances.
     @broker.subscriber(
         Topic.RUN_REQUESTED,
         Topic.STEP_FINISHED,
         Topic.RUN_CANCEL,
         group_id=settings.orchestrator_group_id,
+        partition_assignment_strategy=(RangePartitionAssignor,),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
