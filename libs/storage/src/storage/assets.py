@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
@@ -54,12 +55,20 @@ def _client(url: str, cfg: S3Config) -> Minio:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError(f"S3 endpoint must be http(s)://host:port, got {url!r}")
+    # Bounded retries: an unreachable server is reported in seconds, not after the SDK's
+    # default of five exponential retries per call.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5, read=60),
+        maxsize=32,
+        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
     return Minio(
         parts.netloc,
         access_key=cfg.access_key,
         secret_key=cfg.secret_key,
         secure=parts.scheme == "https",
         region=cfg.region,
+        http_client=http,
     )
 
 
