@@ -1,5 +1,14 @@
-"""Run records. The orchestrator is the only writer after creation; every write is a
-compare-and-set on `revision`, so a duplicate or stale event cannot overwrite newer state."""
+"""Run records and their revisions.
+
+The orchestrator is the only writer of a run after creation, and every change is a new
+revision. A revision is claimed by inserting `run_revisions/{runId}@{revision}`: the unique
+`_id` makes the claim atomic on every MongoDB-compatible server, so a stale writer cannot
+overwrite newer state. The claim also holds the messages the change must publish (its outbox)
+and the record it writes, so a crash after the claim is rolled forward, never lost.
+
+Every hot-path access is by `_id` alone: FerretDB pushes only `{_id: value}` filters down to
+its SQLite index and scans the collection for anything else.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from storage.mongo import Document
 
@@ -26,8 +36,6 @@ class RunRecord:
     metadata_json: str = "{}"
     assets_json: str = "{}"
     """s3 ref → asset description, for outputs of steps."""
-    outbox_json: str = "[]"
-    """Messages decided but not yet acknowledged by Kafka; re-published until cleared."""
     trace_id: str | None = None
     webhook_json: str | None = None
     started_at: datetime | None = None
@@ -54,7 +62,6 @@ def _to_doc(r: RunRecord) -> Document:
         "state": r.state_json,
         "metadata": r.metadata_json,
         "assets": r.assets_json,
-        "outbox": r.outbox_json,
         "traceId": r.trace_id,
         "webhook": r.webhook_json,
     }
@@ -75,25 +82,41 @@ def _from_doc(d: Document) -> RunRecord:
         state_json=d["state"],
         metadata_json=d.get("metadata", "{}"),
         assets_json=d.get("assets", "{}"),
-        outbox_json=d.get("outbox", "[]"),
         trace_id=d.get("traceId"),
         webhook_json=d.get("webhook"),
     )
 
 
+@dataclass(frozen=True)
+class Revision:
+    """A claimed revision: what it wrote and what it must publish."""
+
+    run_id: str
+    revision: int
+    record: RunRecord
+    outbox_json: str
+    published: bool
+
+
+def claim_id(run_id: str, revision: int) -> str:
+    return f"{run_id}@{revision}"
+
+
 class RunRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._runs = db.runs
+        self._revisions = db.run_revisions
 
     async def create(self, record: RunRecord) -> None:
         await self._runs.insert_one(_to_doc(record))
 
-    async def get(self, run_id: str, *, tenant_id: str | None = None) -> RunRecord | None:
-        query: Document = {"_id": run_id}
-        if tenant_id is not None:
-            query["tenantId"] = tenant_id
-        doc = await self._runs.find_one(query)
+    async def get(self, run_id: str) -> RunRecord | None:
+        doc = await self._runs.find_one({"_id": run_id})
         return _from_doc(doc) if doc else None
+
+    async def get_for_tenant(self, run_id: str, tenant_id: str) -> RunRecord | None:
+        record = await self.get(run_id)
+        return record if record is not None and record.tenant_id == tenant_id else None
 
     async def list(
         self,
@@ -115,18 +138,50 @@ class RunRepository:
         cursor = self._runs.find(query).sort("_id", -1).limit(limit)
         return [_from_doc(d) async for d in cursor]
 
-    async def save(self, record: RunRecord, *, expected_revision: int) -> bool:
-        """Store `record` only if nobody moved the run past `expected_revision`."""
+    async def commit(self, record: RunRecord, *, outbox_json: str) -> bool:
+        """Claim `record.revision` and store the record; False when another writer claimed
+        that revision first (re-read with `catch_up` and decide again)."""
         doc = _to_doc(record)
-        doc.pop("_id")
-        result = await self._runs.update_one(
-            {"_id": record.run_id, "revision": expected_revision}, {"$set": doc}
-        )
-        return result.matched_count == 1
+        del doc["_id"]
+        try:
+            await self._revisions.insert_one(
+                {
+                    "_id": claim_id(record.run_id, record.revision),
+                    "record": doc,
+                    "outbox": outbox_json,
+                    "published": False,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        await self._runs.update_one({"_id": record.run_id}, {"$set": doc})
+        return True
 
-    async def clear_outbox(self, run_id: str, *, revision: int) -> bool:
-        """Forget published messages, unless a newer decision replaced the outbox meanwhile."""
-        result = await self._runs.update_one(
-            {"_id": run_id, "revision": revision}, {"$set": {"outbox": "[]"}}
+    async def revision(self, run_id: str, revision: int) -> Revision | None:
+        doc = await self._revisions.find_one({"_id": claim_id(run_id, revision)})
+        if doc is None:
+            return None
+        return Revision(
+            run_id=run_id,
+            revision=revision,
+            record=_from_doc({"_id": run_id, **doc["record"]}),
+            outbox_json=doc["outbox"],
+            published=doc["published"],
         )
-        return result.matched_count == 1
+
+    async def mark_published(self, run_id: str, revision: int) -> None:
+        await self._revisions.update_one(
+            {"_id": claim_id(run_id, revision)}, {"$set": {"published": True}}
+        )
+
+    async def catch_up(self, record: RunRecord) -> RunRecord:
+        """Roll the run forward over revisions claimed but not yet written to it (a writer
+        died between its claim and its write)."""
+        while True:
+            ahead = await self.revision(record.run_id, record.revision + 1)
+            if ahead is None:
+                return record
+            doc = _to_doc(ahead.record)
+            del doc["_id"]
+            await self._runs.update_one({"_id": record.run_id}, {"$set": doc})
+            record = ahead.record

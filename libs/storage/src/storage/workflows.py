@@ -1,4 +1,9 @@
-"""Workflow definitions: immutable versions, the definition stored as opaque JSON."""
+"""Workflow definitions: immutable versions, the definition stored as opaque JSON.
+
+Versions are addressed by `_id` = `{tenant}/{workflow}/{version}` (the only filter FerretDB
+answers from an index). A head document per workflow remembers the latest version as a hint;
+the hint may lag a concurrent registration, never lead it, so `latest` probes upward from it.
+"""
 
 from __future__ import annotations
 
@@ -34,35 +39,39 @@ def _from_doc(d: Document) -> WorkflowRecord:
     )
 
 
+def _head_id(tenant_id: str, workflow_id: str) -> str:
+    return f"{tenant_id}/{workflow_id}"
+
+
+def _version_id(tenant_id: str, workflow_id: str, version: int) -> str:
+    return f"{tenant_id}/{workflow_id}/{version}"
+
+
 class WorkflowRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._workflows = db.workflows
-
-    async def latest(self, tenant_id: str, workflow_id: str) -> WorkflowRecord | None:
-        cursor = (
-            self._workflows.find({"tenantId": tenant_id, "workflowId": workflow_id})
-            .sort("version", -1)
-            .limit(1)
-        )
-        docs = [d async for d in cursor]
-        return _from_doc(docs[0]) if docs else None
+        self._heads = db.workflow_heads
 
     async def get(self, tenant_id: str, workflow_id: str, version: int) -> WorkflowRecord | None:
-        doc = await self._workflows.find_one(
-            {"tenantId": tenant_id, "workflowId": workflow_id, "version": version}
-        )
+        doc = await self._workflows.find_one({"_id": _version_id(tenant_id, workflow_id, version)})
         return _from_doc(doc) if doc else None
 
+    async def latest(self, tenant_id: str, workflow_id: str) -> WorkflowRecord | None:
+        head = await self._heads.find_one({"_id": _head_id(tenant_id, workflow_id)})
+        if head is None:
+            return None
+        found = await self.get(tenant_id, workflow_id, head["version"])
+        while found is not None:
+            newer = await self.get(tenant_id, workflow_id, found.version + 1)
+            if newer is None:
+                return found
+            found = newer
+        return None  # pragma: no cover - versions are never deleted
+
     async def list_latest(self, tenant_id: str, *, limit: int = 1000) -> list[WorkflowRecord]:
-        cursor = (
-            self._workflows.find({"tenantId": tenant_id})
-            .sort([("workflowId", 1), ("version", -1)])
-            .limit(limit * 10)
-        )
-        latest: dict[str, WorkflowRecord] = {}
-        async for doc in cursor:
-            latest.setdefault(doc["workflowId"], _from_doc(doc))
-        return list(latest.values())[:limit]
+        cursor = self._heads.find({"tenantId": tenant_id}).sort("_id", 1).limit(limit)
+        records = [await self.latest(tenant_id, h["workflowId"]) async for h in cursor]
+        return [r for r in records if r is not None]
 
     async def register(
         self,
@@ -76,8 +85,8 @@ class WorkflowRepository:
     ) -> tuple[WorkflowRecord, bool]:
         """The current version when the definition is unchanged, else a new one (created=True).
 
-        Concurrent registrations race on the unique (tenant, workflow, version) index; the loser
-        re-reads and tries the next version.
+        Concurrent registrations race on the unique `_id` of the next version; the loser
+        re-reads and tries the version after.
         """
         while True:
             current = await self.latest(tenant_id, workflow_id)
@@ -95,7 +104,7 @@ class WorkflowRepository:
             try:
                 await self._workflows.insert_one(
                     {
-                        "_id": f"{tenant_id}/{workflow_id}/{record.version}",
+                        "_id": _version_id(tenant_id, workflow_id, record.version),
                         "tenantId": tenant_id,
                         "workflowId": workflow_id,
                         "version": record.version,
@@ -106,5 +115,19 @@ class WorkflowRepository:
                     }
                 )
             except DuplicateKeyError:
+                # That version exists (a concurrent registration, or a head never written after
+                # a crash): point the hint at it and look again.
+                await self._point_head(tenant_id, workflow_id, record.version)
                 continue
+            await self._point_head(tenant_id, workflow_id, record.version)
             return record, True
+
+    async def _point_head(self, tenant_id: str, workflow_id: str, version: int) -> None:
+        await self._heads.update_one(
+            {"_id": _head_id(tenant_id, workflow_id)},
+            {
+                "$set": {"version": version},
+                "$setOnInsert": {"tenantId": tenant_id, "workflowId": workflow_id},
+            },
+            upsert=True,
+        )

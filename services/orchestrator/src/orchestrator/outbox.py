@@ -1,8 +1,8 @@
-"""Messages a decision produced, kept in the run record until Kafka acknowledged them.
+"""Messages a decision produced, stored with the revision that made them.
 
-Storing them with the state they belong to (one conditional write) means a crash between the
-write and the publish loses nothing: the next event of the run, or the sweeper, re-publishes
-them with the same CloudEvents id, and consumers treat a repeated id as a duplicate.
+Storing them in the same write that claims the revision means a crash between that write and
+the publish loses nothing: the next event of the run (or the sweeper) re-publishes them with
+the same CloudEvents id, and consumers treat a repeated id as a duplicate.
 """
 
 from __future__ import annotations

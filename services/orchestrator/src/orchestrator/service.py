@@ -110,11 +110,12 @@ class Orchestrator:
         timing: tuple[str, datetime] | None = None,
         assets: dict[str, ev.AssetInfo] | None = None,
     ) -> None:
+        record = await self._runs.get(run_id)
+        if record is None:
+            log.error("run %s: event for a run that does not exist; ignored", run_id)
+            return
+        record = await self._runs.catch_up(record)
         for _ in range(MAX_CONFLICT_RETRIES):
-            record = await self._runs.get(run_id)
-            if record is None:
-                log.error("run %s: event for a run that does not exist; ignored", run_id)
-                return
             defn = await self._definition(record)
             state = RunState.model_validate_json(record.state_json)
             decision = decide(defn, state)
@@ -129,13 +130,16 @@ class Orchestrator:
                     update={"steps": {**new_state.steps, node_id: step}}
                 )
             updated = self._record_for(record, new_state, assets)
-            updated = updated.evolve(outbox_json=outbox.dump(self._messages(updated, decision)))
-            if await self._runs.save(updated, expected_revision=record.revision):
-                await self._flush(updated)
+            messages = outbox.dump(self._messages(updated, decision))
+            if await self._runs.commit(updated, outbox_json=messages):
+                await self._publish(updated, outbox.load(messages))
                 return
             log.info(
-                "run %s: revision %d moved on meanwhile; deciding again", run_id, record.revision
+                "run %s: revision %d was claimed meanwhile; deciding again",
+                run_id,
+                updated.revision,
             )
+            record = await self._runs.catch_up(record)
         raise RuntimeError(f"run {run_id}: gave up after {MAX_CONFLICT_RETRIES} write conflicts")
 
     def _record_for(
@@ -178,12 +182,15 @@ class Orchestrator:
         return messages
 
     async def _flush(self, record: RunRecord) -> None:
-        pending = outbox.load(record.outbox_json)
-        if not pending:
-            return
+        """Publish what the run's current revision decided, if Kafka never acknowledged it."""
+        claimed = await self._runs.revision(record.run_id, record.revision)
+        if claimed is not None and not claimed.published:
+            await self._publish(record, outbox.load(claimed.outbox_json))
+
+    async def _publish(self, record: RunRecord, messages: list[outbox.OutboxMessage]) -> None:
         traceparent = new_traceparent(record.trace_id)
-        for message in pending:
+        for message in messages:
             await self._publisher.publish(
                 message.event, event_id=message.event_id, traceparent=traceparent
             )
-        await self._runs.clear_outbox(record.run_id, revision=record.revision)
+        await self._runs.mark_published(record.run_id, record.revision)

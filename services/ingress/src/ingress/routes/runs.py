@@ -131,7 +131,7 @@ RunIdPath = Annotated[str, Path(pattern=r"^run_[0-9a-f]{28}$")]
 
 @router.get("/v1/runs/{run_id}", response_model=RunResource, response_model_by_alias=True)
 async def get_run(run_id: RunIdPath, tenant_id: TenantId, runtime: RuntimeDep) -> RunResource:
-    record = await runtime.runs.get(run_id, tenant_id=tenant_id)
+    record = await runtime.runs.get_for_tenant(run_id, tenant_id)
     if record is None:
         raise ProblemError(404, f"no run {run_id!r}", kind="not-found")
     return await runtime.render(record)

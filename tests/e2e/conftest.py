@@ -1,0 +1,123 @@
+"""The whole system: the four services as real processes on the real stack, started once per
+session with this checkout's code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack import apps, process
+from devstack.api import Endpoints
+from devstack.settings import Settings
+
+SERVICES = ("ingress", "orchestrator", "executor", "notifier")
+PORT = int(os.environ.get("E2E_INGRESS_PORT", "38100"))
+
+
+@dataclass
+class System:
+    url: str
+    key: str
+    env: dict[str, str]
+    logs: Path
+    procs: dict[str, subprocess.Popen[bytes]]
+
+    def start(self, name: str) -> None:
+        """(Re)start one service and wait until it consumes."""
+        log = self.logs / f"{name}.log"
+        offset = log.stat().st_size if log.exists() else 0
+        with log.open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", name], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60
+        while apps.READY_MARK not in log.read_bytes()[offset:].decode(errors="replace"):
+            if self.procs[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not restart:\n{process.tail(log)}")
+            time.sleep(0.1)
+
+    def client(self, key: str | None = None, timeout: float = 90) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key or self.key}"},
+            timeout=timeout,
+        )
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def system(stack: Endpoints) -> Iterator[System]:
+    settings = Settings.from_env()
+    # Detached services of `make up` would share the consumer groups and run stale code.
+    apps.stop(settings, say=lambda _m: None)
+    env = dict(os.environ)
+    env.update(stack.as_env())
+    env.update(
+        {
+            "INGRESS_PORT": str(PORT),
+            "PYTHONUNBUFFERED": "1",
+            "MAX_WAIT_SECONDS": "60",
+            "MAX_BODY_BYTES": "65536",
+            "EXECUTOR_CONCURRENCY": "4",
+        }
+    )
+    logs = settings.logs_dir / "e2e"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name in SERVICES:
+        log = (logs / f"{name}.log").open("wb")
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", name], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        deadline = time.monotonic() + 90
+        while not _ready(f"{url}/readyz"):
+            dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+            if dead or time.monotonic() > deadline:
+                detail = "\n".join(
+                    f"--- {n}\n{process.tail(logs / f'{n}.log', 30)}" for n in SERVICES
+                )
+                raise RuntimeError(f"the system did not start (exited: {dead})\n{detail}")
+            time.sleep(0.3)
+        for name in ("orchestrator", "executor", "notifier"):
+            while apps.READY_MARK not in (logs / f"{name}.log").read_text(errors="replace"):
+                if procs[name].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{name} did not start:\n{process.tail(logs / f'{name}.log')}"
+                    )
+                time.sleep(0.2)
+        key = subprocess.run(
+            [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", "e2e"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+        yield System(url=url, key=key, env=env, logs=logs, procs=procs)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
