@@ -13,22 +13,35 @@ def valid(name: str, **params: Any) -> Any:
     return node_type.params_model.model_validate(params)
 
 
-def test_catalog_holds_the_executable_types() -> None:
-    assert set(CATALOG) == {
-        "image.generate",
-        "image.adjust",
-        "image.resize",
-        "image.crop",
-        "image.text",
-        "image.composite",
-        "image.convert",
-        "text.template",
-    }
-    assert all(node_type.kind is NodeKind.EXECUTABLE for node_type in CATALOG.values())
+EXECUTABLE = {
+    "image.generate",
+    "image.adjust",
+    "image.resize",
+    "image.crop",
+    "image.text",
+    "image.composite",
+    "image.convert",
+    "text.template",
+}
+
+
+def test_catalog_holds_the_executable_and_control_types() -> None:
+    assert set(CATALOG) == {*EXECUTABLE, "http.request", "wait", "workflow.run", "map"}
+    executable = {name for name, t in CATALOG.items() if t.kind is NodeKind.EXECUTABLE}
+    assert executable == {*EXECUTABLE, "http.request"}
+
+
+def test_http_request_outputs_status_body_and_headers_and_refuses_other_schemes() -> None:
+    assert set(CATALOG["http.request"].outputs) == {"status", "body", "headers"}
+    params = valid("http.request", url="https://example.com/hook")
+    assert params.model_dump(by_alias=True)["method"] == "GET"
+    with pytest.raises(ValidationError):
+        valid("http.request", url="file:///etc/passwd")
 
 
 def test_image_nodes_output_an_image_and_template_outputs_text() -> None:
-    for name, node_type in CATALOG.items():
+    for name in EXECUTABLE:
+        node_type = CATALOG[name]
         expected = (
             {"text": OutputKind.TEXT} if name == "text.template" else {"image": OutputKind.IMAGE}
         )

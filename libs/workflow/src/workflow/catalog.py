@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from workflow.definition import RetryPolicy
 
 ASSET_REF_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
@@ -42,7 +44,17 @@ class NodeType:
     params_model: type[BaseModel]
     outputs: Mapping[str, OutputKind]
     item_scope: frozenset[str] = field(default_factory=frozenset)
-    """Params in which ``{{ item.… }}`` may be used (a map node's template); empty for most."""
+    """Params in which ``{{ item.… }}`` may be used, as dotted paths (``node.params`` for a map:
+    its template's params and everything inside them); empty for most."""
+    dynamic_outputs: bool = False
+    """Outputs are only known at run time (a chained workflow's): any output name may be
+    referenced, and none is required."""
+    literal_params: frozenset[str] = field(default_factory=frozenset)
+    """Params that must be written out literally: no ``{{ … }}`` reference allowed."""
+
+    @property
+    def first_output(self) -> str | None:
+        return next(iter(self.outputs), None)
 
 
 class NodeParams(BaseModel):
@@ -135,6 +147,50 @@ class TemplateParams(NodeParams):
     """Text with ``{{ … }}`` references, interpolated by the orchestrator before dispatch."""
 
 
+class HttpRequestParams(NodeParams):
+    url: str = Field(min_length=1, max_length=8192, pattern=r"^https?://")
+    """The target; it must pass the executor's egress policy (no private addresses)."""
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    """Sent as JSON when set."""
+
+
+WAIT_MAX_SECONDS = 7 * 24 * 3600
+
+
+class WaitParams(NodeParams):
+    seconds: float = Field(ge=0, le=WAIT_MAX_SECONDS)
+    """How long to wait before the node succeeds (at most 7 days)."""
+
+
+class WorkflowRunParams(NodeParams):
+    workflow_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    """The workflow to run as a child run; written literally, never a reference."""
+    version: int | None = Field(None, ge=1)
+    """The version to run; unset means the latest one when the child starts."""
+    inputs: dict[str, Any] = {}
+    """The child run's inputs; references are resolved before the child starts."""
+
+
+class MapTemplate(NodeParams):
+    """The node run once per item: an executable type, with ``{{ item.… }}`` in its params."""
+
+    type: str = Field(min_length=1)
+    params: dict[str, Any] = {}
+    retry: RetryPolicy | None = None
+    """Each item is retried on its own with this policy."""
+    timeout_seconds: float | None = Field(None, gt=0)
+
+
+class MapParams(NodeParams):
+    items: Any
+    """The list to map over, usually a reference such as ``{{ inputs.formats }}``."""
+    concurrency: int = Field(4, ge=1, le=64)
+    """How many items run at once."""
+    node: MapTemplate
+
+
 _IMAGE = MappingProxyType({"image": OutputKind.IMAGE})
 
 
@@ -154,7 +210,39 @@ CATALOG: Mapping[str, NodeType] = MappingProxyType(
             _executable("image.composite", CompositeParams, _IMAGE),
             _executable("image.convert", ConvertParams, _IMAGE),
             _executable(
+                "http.request",
+                HttpRequestParams,
+                MappingProxyType(
+                    {
+                        "status": OutputKind.NUMBER,
+                        "body": OutputKind.JSON,
+                        "headers": OutputKind.JSON,
+                    }
+                ),
+            ),
+            _executable(
                 "text.template", TemplateParams, MappingProxyType({"text": OutputKind.TEXT})
+            ),
+            NodeType(
+                name="wait",
+                kind=NodeKind.CONTROL,
+                params_model=WaitParams,
+                outputs=MappingProxyType({"waited": OutputKind.NUMBER}),
+            ),
+            NodeType(
+                name="workflow.run",
+                kind=NodeKind.CONTROL,
+                params_model=WorkflowRunParams,
+                outputs=MappingProxyType({}),
+                dynamic_outputs=True,
+                literal_params=frozenset({"workflowId", "version"}),
+            ),
+            NodeType(
+                name="map",
+                kind=NodeKind.CONTROL,
+                params_model=MapParams,
+                outputs=MappingProxyType({"results": OutputKind.JSON, "outputs": OutputKind.JSON}),
+                item_scope=frozenset({"node.params"}),
             ),
         )
     }

@@ -1,26 +1,46 @@
 """The orchestrator's decision core: given a run and what just happened, decide what happens next.
 
 Every function is pure: it returns the new run state and the effects to carry out (dispatch a
-step, publish a run event). A decision that changes nothing returns the same state, same
-revision, and no effects, so duplicate and stale messages are harmless.
+step, schedule a timer, start or cancel a child run, notify a parent run, publish a run event).
+Time and randomness come from the caller (``now``, ``jitter``). A decision that changes nothing
+returns the same state, same revision, and no effects, so duplicate and stale messages and
+timers are harmless; a decision that changes something bumps the revision by exactly one.
+
+Control nodes are interpreted here rather than dispatched to an executor:
+
+- ``wait`` schedules a ``wait`` timer and succeeds with ``waited`` when it fires;
+- ``workflow.run`` starts a child run (:class:`StartChildRun`), whose end the orchestrator reports
+  back through :func:`step_succeeded` / :func:`step_failed` with the child's outputs or error;
+- ``map`` dispatches its template once per item, as steps named ``<map id>[<index>]``, at most
+  ``concurrency`` at a time; results and failures of those item steps come back through the same
+  :func:`step_succeeded` / :func:`step_failed` / :func:`timer_fired` as any step's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from workflow.catalog import get_node_type
+from workflow.catalog import MapParams, MapTemplate, NodeKind, NodeType, get_node_type
 from workflow.dag import dependencies
-from workflow.definition import NodeSpec, WorkflowDefinition
+from workflow.definition import Backoff, NodeSpec, WorkflowDefinition
 from workflow.state import RunStatus, StepStatus, is_terminal, transition
 from workflow.template import ResolutionError, TemplateSyntaxError, resolve
 from workflow.validation import ParamsError, validate_params
+
+DEFAULT_STEP_TIMEOUT = 900.0
+"""Seconds an executable step without ``timeoutSeconds`` may stay dispatched before it is
+treated as timed out (so a step lost with a crashed executor is driven again)."""
+DEFAULT_MAX_DEPTH = 5
+"""How many levels of ``workflow.run`` children below a root run may start."""
+JITTER_MIN, JITTER_MAX = 0.5, 1.5
 
 
 class RunModel(BaseModel):
@@ -47,6 +67,36 @@ class RunError(RunModel):
     node_id: str | None = None
 
 
+class AttemptRecord(RunModel):
+    """One failed attempt of a step or of a map item."""
+
+    attempt: int
+    error: StepError | None = None
+    dispatched_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class MapItemState(RunModel):
+    """One item of a map step: its template dispatched as step ``<map id>[<index>]``."""
+
+    index: int
+    status: StepStatus = StepStatus.PENDING
+    attempt: int = 0
+    """The attempt last dispatched; 0 before the first dispatch."""
+    item: Any = None
+    """The item's value, ``{{ item }}`` in the template's params."""
+    outputs: dict[str, Any] | None = None
+    error: StepError | None = None
+    attempts: list[AttemptRecord] = []
+    """Every failed attempt, oldest first."""
+    next_attempt_at: datetime | None = None
+    """When a retrying item is dispatched again."""
+    dispatched_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class StepState(RunModel):
     node_id: str
     status: StepStatus = StepStatus.PENDING
@@ -54,9 +104,22 @@ class StepState(RunModel):
     """The attempt last dispatched; 0 before the first dispatch."""
     outputs: dict[str, Any] | None = None
     error: StepError | None = None
+    """The last attempt's error (while retrying too); None while an attempt is in flight."""
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    attempts: list[AttemptRecord] = []
+    """Every failed attempt, oldest first; the current (or successful) attempt is the step."""
+    next_attempt_at: datetime | None = None
+    """When a retrying step is dispatched again."""
+    child_run_id: str | None = None
+    """A ``workflow.run`` step's child run for its current attempt."""
+    items_total: int | None = None
+    """A map step's number of items."""
+    concurrency: int | None = None
+    """A map step's limit on items in flight (dispatched or retrying) at once."""
+    items: list[MapItemState] | None = None
+    """A map step's items, in input order."""
 
 
 class RunState(RunModel):
@@ -69,11 +132,33 @@ class RunState(RunModel):
     revision: int = 0
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    timeout_seconds: float | None = None
+    """This run's timeout; overrides the definition's ``timeoutSeconds`` when set."""
+    parent_run_id: str | None = None
+    """The run whose ``workflow.run`` step started this one, if any."""
+    parent_node_id: str | None = None
+    parent_attempt: int | None = None
+    depth: int = 0
+    """0 for a run started directly; a child run is one deeper than its parent."""
+
+
+TimerKind = Literal["retry", "step_timeout", "run_timeout", "wait", "watchdog"]
+
+
+class Timer(RunModel):
+    """A timer that fired: what :class:`ScheduleTimer` asked for, less its due time."""
+
+    kind: TimerKind
+    node_id: str | None = None
+    """The step (or map item, ``<map id>[<index>]``) it is about; None for run timers."""
+    attempt: int | None = None
+    """The attempt it is about: the one to dispatch for ``retry``, else the one in flight."""
 
 
 @dataclass(frozen=True)
 class DispatchStep:
     node_id: str
+    """The node id, or ``<map id>[<index>]`` for a map item."""
     node_type: str
     attempt: int
     params: dict[str, Any]
@@ -89,7 +174,57 @@ class PublishRunEvent:
     kind: RunEventKind
 
 
-Effect: TypeAlias = DispatchStep | PublishRunEvent
+@dataclass(frozen=True)
+class ScheduleTimer:
+    """Call :func:`timer_fired` with :attr:`timer` at ``due_at`` (or as soon as possible after)."""
+
+    kind: TimerKind
+    node_id: str | None
+    attempt: int | None
+    due_at: datetime
+
+    @property
+    def timer(self) -> Timer:
+        return Timer(kind=self.kind, node_id=self.node_id, attempt=self.attempt)
+
+
+@dataclass(frozen=True)
+class StartChildRun:
+    """Create and start run ``child_run_id`` (idempotently: the id is deterministic)."""
+
+    node_id: str
+    attempt: int
+    child_run_id: str
+    workflow_id: str
+    version: int | None
+    """None means the workflow's latest version."""
+    inputs: dict[str, Any]
+    """Resolved; to be validated against the child workflow's input schema."""
+    depth: int
+    """The child's depth: the parent's plus one."""
+
+
+@dataclass(frozen=True)
+class CancelChildRun:
+    child_run_id: str
+
+
+@dataclass(frozen=True)
+class NotifyParent:
+    """This run ended: report it to step ``parent_node_id`` (attempt ``parent_attempt``) of the
+    parent run, as ``step_succeeded`` (completed, with ``outputs``) or ``step_failed``."""
+
+    parent_run_id: str
+    parent_node_id: str
+    parent_attempt: int
+    status: RunStatus
+    outputs: dict[str, Any] | None
+    error: RunError | None
+
+
+Effect: TypeAlias = (
+    DispatchStep | PublishRunEvent | ScheduleTimer | StartChildRun | CancelChildRun | NotifyParent
+)
 
 
 @dataclass(frozen=True)
@@ -98,22 +233,106 @@ class Decision:
     effects: tuple[Effect, ...] = ()
 
 
-def new_run_state(run_id: str, defn: WorkflowDefinition, inputs: Mapping[str, Any]) -> RunState:
+def retry_delay(backoff: Backoff, attempt: int, jitter: float = 1.0) -> float:
+    """Seconds between failed attempt ``attempt`` (1-based) and the next one.
+
+    ``min(max_seconds, initial_seconds * factor ** (attempt - 1)) * jitter``, where ``jitter``
+    is the caller's random factor in [0.5, 1.5].
+    """
+    if not JITTER_MIN <= jitter <= JITTER_MAX:
+        raise ValueError(f"jitter must be between {JITTER_MIN} and {JITTER_MAX}, not {jitter}")
+    if attempt < 1:
+        raise ValueError(f"attempts count from 1, not {attempt}")
+    exponential = backoff.initial_seconds * backoff.factor ** (attempt - 1)
+    return min(backoff.max_seconds, exponential) * jitter
+
+
+_HEX12 = re.compile(r"[0-9a-f]{12}")
+
+
+def child_run_id(parent_run_id: str, node_id: str, attempt: int) -> str:
+    """The id of the child run a ``workflow.run`` step's attempt starts: the same every time.
+
+    ``run_`` + the parent id's 12-hex time prefix (so children sort with their parent) + 16 hex
+    of ``sha256("<parent>/<node>/<attempt>")``: the ``^run_[0-9a-f]{28}$`` shape of run ids.
+    """
+    digest = hashlib.sha256(f"{parent_run_id}/{node_id}/{attempt}".encode()).hexdigest()
+    prefix = parent_run_id[4:16]
+    if not _HEX12.fullmatch(prefix):  # not a generated run id: keep the shape regardless
+        prefix = hashlib.sha256(parent_run_id.encode()).hexdigest()[:12]
+    return f"run_{prefix}{digest[:16]}"
+
+
+_ITEM_ID = re.compile(r"^(?P<map>[^\[\]]+)\[(?P<index>0|[1-9][0-9]*)\]$")
+
+
+def item_node_id(map_id: str, index: int) -> str:
+    """The step name a map item is dispatched as."""
+    return f"{map_id}[{index}]"
+
+
+def new_run_state(
+    run_id: str,
+    defn: WorkflowDefinition,
+    inputs: Mapping[str, Any],
+    *,
+    timeout_seconds: float | None = None,
+    parent_run_id: str | None = None,
+    parent_node_id: str | None = None,
+    parent_attempt: int | None = None,
+    depth: int = 0,
+) -> RunState:
+    parent = (parent_run_id, parent_node_id, parent_attempt)
+    if any(part is not None for part in parent) and any(part is None for part in parent):
+        raise ValueError("a child run needs parent_run_id, parent_node_id and parent_attempt")
+    if depth < 0:
+        raise ValueError(f"depth cannot be negative ({depth})")
+    if timeout_seconds is not None and timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds must be positive ({timeout_seconds})")
     return RunState(
         run_id=run_id,
         status=RunStatus.QUEUED,
         inputs=dict(inputs),
         steps={node.id: StepState(node_id=node.id) for node in defn.nodes},
+        timeout_seconds=timeout_seconds,
+        parent_run_id=parent_run_id,
+        parent_node_id=parent_node_id,
+        parent_attempt=parent_attempt,
+        depth=depth,
     )
 
 
-def start_run(defn: WorkflowDefinition, run: RunState, now: datetime) -> Decision:
+def start_run(
+    defn: WorkflowDefinition,
+    run: RunState,
+    now: datetime,
+    *,
+    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Decision:
+    """Start a queued run: dispatch its ready nodes and schedule its run timeout, if any."""
     if run.status is not RunStatus.QUEUED:
         return Decision(run)
+    if run.depth > max_depth:
+        where = f"run {run.run_id} is {run.depth} levels below its root run"
+        if run.parent_run_id is not None:
+            where += f" (started by node {run.parent_node_id!r} of run {run.parent_run_id})"
+        error = RunError(
+            code="depth_exceeded", message=f"workflow chain deeper than {max_depth}: {where}"
+        )
+        return _fail(run, run, error, now, ())
     started = run.model_copy(
         update={"status": transition(run.status, RunStatus.RUNNING), "started_at": now}
     )
-    return _advance(defn, started, run, now, (PublishRunEvent("started"),))
+    decision = _advance(
+        defn, started, run, now, (PublishRunEvent("started"),), default_step_timeout
+    )
+    timeout = _run_timeout(defn, run)
+    if timeout is None or is_terminal(decision.state.status):
+        return decision
+    timer = ScheduleTimer("run_timeout", None, None, now + timedelta(seconds=timeout))
+    first, *rest = decision.effects
+    return Decision(decision.state, (first, timer, *rest))
 
 
 def step_succeeded(
@@ -123,17 +342,28 @@ def step_succeeded(
     attempt: int,
     outputs: Mapping[str, Any],
     now: datetime,
+    *,
+    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
 ) -> Decision:
+    """A dispatched step, map item (``<map id>[<i>]``) or child run finished with ``outputs``."""
+    map_id, index = _split_item_id(node_id)
+    if index is not None:
+        return _item_succeeded(
+            defn, run, map_id, index, attempt, outputs, now, default_step_timeout
+        )
     step = _current_step(run, node_id, attempt)
     if step is None:
         return Decision(run)
-    node_type = get_node_type(_node(defn, node_id).type)
+    node = _node(defn, node_id)
+    if not _reports_back(node):
+        return Decision(run)
+    node_type = get_node_type(node.type)
     missing = [name for name in (node_type.outputs if node_type else ()) if name not in outputs]
     if missing:
         error = StepError(
             code="missing_outputs", message=f"finished without output(s): {', '.join(missing)}"
         )
-        return step_failed(defn, run, node_id, attempt, error, now)
+        return _step_attempt_failed(run, node, step, error, now, 1.0, None, ())
     succeeded = step.model_copy(
         update={
             "status": transition(step.status, StepStatus.SUCCEEDED),
@@ -141,7 +371,7 @@ def step_succeeded(
             "finished_at": now,
         }
     )
-    return _advance(defn, _with_step(run, succeeded), run, now, ())
+    return _advance(defn, _with_step(run, succeeded), run, now, (), default_step_timeout)
 
 
 def step_failed(
@@ -151,28 +381,39 @@ def step_failed(
     attempt: int,
     error: StepError,
     now: datetime,
+    *,
+    jitter: float = 1.0,
+    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    started_at: datetime | None = None,
 ) -> Decision:
-    """Fail the step and with it the run. (Retries, when they come, decide here first.)"""
+    """A dispatched step, map item or child run failed.
+
+    A retryable error with attempts left (the node's — or for a map item, the template's —
+    ``retry.maxAttempts``) puts it in ``retrying`` and schedules a ``retry`` timer after the
+    backoff delay times ``jitter``; otherwise the step fails and the run with it.
+    ``started_at`` (when the executor began the attempt) goes into the attempt's record.
+    ``default_step_timeout`` is accepted so every decision function takes the same keywords.
+    """
+    map_id, index = _split_item_id(node_id)
+    if index is not None:
+        found = _current_item(defn, run, map_id, index, attempt)
+        if found is None:
+            return Decision(run)
+        map_node, map_step, item = found
+        return _item_attempt_failed(
+            run, map_node, map_step, item, error, now, jitter, started_at, ()
+        )
     step = _current_step(run, node_id, attempt)
     if step is None:
         return Decision(run)
     node = _node(defn, node_id)
-    failed = step.model_copy(
-        update={
-            "status": transition(step.status, StepStatus.FAILED),
-            "error": error,
-            "finished_at": now,
-        }
-    )
-    run_error = RunError(
-        code="step_failed",
-        message=f"node {node_id!r} ({node.type}) failed: {error.message}",
-        node_id=node_id,
-    )
-    return _fail(_with_step(run, failed), run, run_error, now, ())
+    if not _reports_back(node):
+        return Decision(run)
+    return _step_attempt_failed(run, node, step, error, now, jitter, started_at, ())
 
 
 def cancel_run(run: RunState, now: datetime) -> Decision:
+    """Cancel a run that has not ended, and every child run it has running."""
     if is_terminal(run.status):
         return Decision(run)
     canceled = run.model_copy(
@@ -183,7 +424,97 @@ def cancel_run(run: RunState, now: datetime) -> Decision:
             "revision": run.revision + 1,
         }
     )
-    return Decision(canceled, (PublishRunEvent("canceled"),))
+    return Decision(
+        canceled,
+        (
+            PublishRunEvent("canceled"),
+            *_cancel_children(run, canceled),
+            *_notify_parent(canceled),
+        ),
+    )
+
+
+def timer_fired(
+    defn: WorkflowDefinition,
+    run: RunState,
+    timer: Timer,
+    now: datetime,
+    *,
+    jitter: float = 1.0,
+    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Decision:
+    """A timer fired. One that no longer matches the run (stale, duplicate) changes nothing.
+
+    - ``retry``: dispatch the retrying step (or map item) again, as attempt ``timer.attempt``;
+    - ``step_timeout``: the step (or item) still in flight with that attempt failed with a
+      retryable ``timeout`` error (its child run, if any, is canceled);
+    - ``run_timeout``: a run that has not ended fails with a ``timeout`` error;
+    - ``wait``: the wait step succeeds with ``waited``;
+    - ``watchdog``: starts the run if it is still queued; otherwise changes nothing.
+    """
+    if timer.kind == "watchdog":
+        if run.status is RunStatus.QUEUED:
+            return start_run(
+                defn, run, now, default_step_timeout=default_step_timeout, max_depth=max_depth
+            )
+        return Decision(run)
+    if timer.kind == "run_timeout":
+        return _run_timed_out(defn, run, now)
+    if run.status is not RunStatus.RUNNING or timer.node_id is None or timer.attempt is None:
+        return Decision(run)
+    map_id, index = _split_item_id(timer.node_id)
+    node = defn.node(map_id)
+    step = run.steps.get(map_id)
+    if node is None or step is None:
+        return Decision(run)
+    if index is not None:
+        return _item_timer_fired(run, node, step, index, timer, now, jitter, default_step_timeout)
+    if (
+        timer.kind == "retry"
+        and step.status is StepStatus.RETRYING
+        and step.attempt + 1 == timer.attempt
+    ):
+        started = _start_node(run, node, step, _context(run), now, default_step_timeout)
+        if started.run_error is not None:
+            return _fail(_with_step(run, started.step), run, started.run_error, now, ())
+        return Decision(_revised(_with_step(run, started.step), run), started.effects)
+    if step.status is not StepStatus.DISPATCHED or step.attempt != timer.attempt:
+        return Decision(run)
+    if timer.kind == "step_timeout" and _has_step_timeout(node):
+        seconds = _step_timeout(node, default_step_timeout)
+        error = StepError(
+            code="timeout",
+            message=f"node {node.id!r} exceeded its timeout of {_format_seconds(seconds)}s",
+            retryable=True,
+        )
+        cancel = (CancelChildRun(step.child_run_id),) if step.child_run_id else ()
+        return _step_attempt_failed(run, node, step, error, now, jitter, None, cancel)
+    if timer.kind == "wait" and node.type == "wait":
+        params, problem = _dispatch_params(node, _context(run))
+        if problem is not None:  # resolved when the wait began, so it does again
+            return _step_attempt_failed(run, node, step, problem, now, jitter, None, ())
+        waited = step.model_copy(
+            update={
+                "status": transition(step.status, StepStatus.SUCCEEDED),
+                "outputs": {"waited": params["seconds"]},
+                "finished_at": now,
+            }
+        )
+        return _advance(defn, _with_step(run, waited), run, now, (), default_step_timeout)
+    return Decision(run)
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A step (or map item) dispatched, or failed with the run error to fail the run with."""
+
+    step: StepState
+    effects: tuple[Effect, ...] = ()
+    run_error: RunError | None = None
 
 
 def _current_step(run: RunState, node_id: str, attempt: int) -> StepState | None:
@@ -199,52 +530,104 @@ def _current_step(run: RunState, node_id: str, attempt: int) -> StepState | None
     return step
 
 
+def _reports_back(node: NodeSpec) -> bool:
+    """Whether results for the node come from outside: an executor's, or a child run's."""
+    node_type = get_node_type(node.type)
+    return node_type is not None and (
+        node_type.kind is NodeKind.EXECUTABLE or node_type.name == "workflow.run"
+    )
+
+
 def _advance(
     defn: WorkflowDefinition,
     run: RunState,
     before: RunState,
     now: datetime,
     effects: tuple[Effect, ...],
+    default_step_timeout: float,
 ) -> Decision:
-    """Dispatch every node that became ready; complete the run when every node succeeded."""
-    steps = dict(run.steps)
-    context = _context(run)
+    """Dispatch every node that became ready; complete the run when every node succeeded.
+
+    A node can succeed as it starts (a map over no items), which can make others ready.
+    If a node cannot start, the run fails and nothing else this decision started is kept.
+    """
     graph = dependencies(defn)
-    done = {node_id for node_id, step in steps.items() if step.status is StepStatus.SUCCEEDED}
-    dispatches: list[Effect] = []
-    for node in defn.nodes:
-        step = steps[node.id]
-        if step.status is not StepStatus.PENDING or not graph[node.id] <= done:
-            continue
-        params, error = _dispatch_params(node, context)
-        if error is not None:
-            failed = step.model_copy(
-                update={
-                    "status": transition(step.status, StepStatus.FAILED),
-                    "error": error,
-                    "finished_at": now,
-                }
-            )
-            run_error = RunError(
-                code=error.code,
-                message=f"node {node.id!r} ({node.type}) could not start: {error.message}",
+    emitted = list(effects)
+    unstarted: dict[str, StepState] = {}
+    progressed = True
+    while progressed:
+        progressed = False
+        context = _context(run)
+        done = {n for n, step in run.steps.items() if step.status is StepStatus.SUCCEEDED}
+        for node in defn.nodes:
+            step = run.steps[node.id]
+            if step.status is not StepStatus.PENDING or not graph[node.id] <= done:
+                continue
+            started = _start_node(run, node, step, context, now, default_step_timeout)
+            if started.run_error is not None:
+                steps = {**run.steps, **unstarted, node.id: started.step}
+                failed = run.model_copy(update={"steps": steps})
+                return _fail(failed, before, started.run_error, now, effects)
+            unstarted[node.id] = step
+            run = _with_step(run, started.step)
+            emitted.extend(started.effects)
+            progressed = progressed or started.step.status is StepStatus.SUCCEEDED
+    if all(step.status is StepStatus.SUCCEEDED for step in run.steps.values()):
+        return _complete(defn, run, before, now, tuple(emitted))
+    return Decision(_revised(run, before), tuple(emitted))
+
+
+def _start_node(
+    run: RunState,
+    node: NodeSpec,
+    step: StepState,
+    context: Mapping[str, Any],
+    now: datetime,
+    default_step_timeout: float,
+) -> _Started:
+    """Dispatch a pending or retrying step as its next attempt, as its node type asks."""
+    node_type = get_node_type(node.type)
+    if node_type is not None and node.type == "map":
+        return _start_map(run, node, node_type, step, context, now, default_step_timeout)
+    params, error = _dispatch_params(node, context)
+    if node_type is None or error is not None:
+        error = error or StepError(code="unknown_node_type", message=f"unknown {node.type!r}")
+        return _could_not_start(node, step, error, now)
+    attempt = step.attempt + 1
+    dispatched = _dispatched(step, attempt, now)
+    effects: list[Effect] = []
+    if node.type == "wait":
+        due = now + timedelta(seconds=params["seconds"])
+        effects.append(ScheduleTimer("wait", node.id, attempt, due))
+    elif node.type == "workflow.run":
+        child = child_run_id(run.run_id, node.id, attempt)
+        dispatched = dispatched.model_copy(update={"child_run_id": child})
+        effects.append(
+            StartChildRun(
                 node_id=node.id,
+                attempt=attempt,
+                child_run_id=child,
+                workflow_id=params["workflowId"],
+                version=params["version"],
+                inputs=params["inputs"],
+                depth=run.depth + 1,
             )
-            return _fail(_with_step(run, failed), before, run_error, now, effects)
-        steps[node.id] = step.model_copy(
-            update={
-                "status": transition(step.status, StepStatus.DISPATCHED),
-                "attempt": step.attempt + 1,
-                "dispatched_at": now,
-            }
         )
-        dispatches.append(
-            DispatchStep(node.id, node.type, step.attempt + 1, params, node.timeout_seconds)
-        )
-    run = run.model_copy(update={"steps": steps})
-    if all(step.status is StepStatus.SUCCEEDED for step in steps.values()):
-        return _complete(defn, run, before, now, effects)
-    return Decision(_revised(run, before), (*effects, *dispatches))
+    else:
+        effects.append(DispatchStep(node.id, node.type, attempt, params, node.timeout_seconds))
+    if _has_step_timeout(node):
+        due = now + timedelta(seconds=_step_timeout(node, default_step_timeout))
+        effects.append(ScheduleTimer("step_timeout", node.id, attempt, due))
+    return _Started(dispatched, tuple(effects))
+
+
+def _could_not_start(node: NodeSpec, step: StepState, error: StepError, now: datetime) -> _Started:
+    run_error = RunError(
+        code=error.code,
+        message=f"node {node.id!r} ({node.type}) could not start: {error.message}",
+        node_id=node.id,
+    )
+    return _Started(_failed_to_dispatch(step, error, now), (), run_error)
 
 
 def _dispatch_params(
@@ -253,16 +636,491 @@ def _dispatch_params(
     node_type = get_node_type(node.type)
     if node_type is None:
         return {}, StepError(code="unknown_node_type", message=f"unknown node type {node.type!r}")
+    return _resolved_params(node_type, node.params, context)
+
+
+def _resolved_params(
+    node_type: NodeType, params: Mapping[str, Any], context: Mapping[str, Any]
+) -> tuple[dict[str, Any], StepError | None]:
     try:
-        resolved = resolve(node.params, context)
+        resolved = resolve(params, context)
     except (ResolutionError, TemplateSyntaxError) as exc:
         return {}, StepError(code="params_unresolvable", message=str(exc))
     try:
         model = validate_params(node_type, resolved)
     except ParamsError as exc:
-        details = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
-        return {}, StepError(code="params_invalid", message=f"invalid params: {details}")
+        return {}, _invalid(exc)
     return model.model_dump(mode="json", by_alias=True), None
+
+
+def _invalid(exc: ParamsError) -> StepError:
+    details = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+    return StepError(code="params_invalid", message=f"invalid params: {details}")
+
+
+def _step_attempt_failed(
+    run: RunState,
+    node: NodeSpec,
+    step: StepState,
+    error: StepError,
+    now: datetime,
+    jitter: float,
+    started_at: datetime | None,
+    effects: tuple[Effect, ...],
+) -> Decision:
+    """Retry the step if its policy allows; otherwise fail it, and the run with it.
+
+    A map step is never retried as a whole: its items are, each on its own.
+    """
+    policy = None if node.type == "map" else node.retry
+    record = _attempt_record(step, error, now, started_at)
+    if policy is not None and error.retryable and step.attempt < policy.max_attempts:
+        due = now + timedelta(seconds=retry_delay(policy.backoff, step.attempt, jitter))
+        retrying = _retrying(step, error, record, due)
+        timer = ScheduleTimer("retry", node.id, step.attempt + 1, due)
+        return Decision(_revised(_with_step(run, retrying), run), (*effects, timer))
+    failed = _cancel_items(_failed(step, error, record, now), now)
+    run_error = RunError(
+        code="step_failed",
+        message=_failure_message(node.id, node.type, step.attempt, error),
+        node_id=node.id,
+    )
+    return _fail(_with_step(run, failed), run, run_error, now, effects)
+
+
+def _has_step_timeout(node: NodeSpec) -> bool:
+    """Executable steps always time out (by default after ``default_step_timeout``); control
+    steps only with their own ``timeoutSeconds`` (a map's bounds all its items together)."""
+    node_type = get_node_type(node.type)
+    return node.timeout_seconds is not None or (
+        node_type is not None and node_type.kind is NodeKind.EXECUTABLE
+    )
+
+
+def _step_timeout(node: NodeSpec, default_step_timeout: float) -> float:
+    return node.timeout_seconds if node.timeout_seconds is not None else default_step_timeout
+
+
+def _failure_message(name: str, node_type: str, attempts: int, error: StepError) -> str:
+    failed = "failed" if attempts <= 1 else f"failed after {attempts} attempts"
+    return f"node {name!r} ({node_type}) {failed}: {error.message}"
+
+
+# --- map ---------------------------------------------------------------------------------------
+
+
+def _start_map(
+    run: RunState,
+    node: NodeSpec,
+    node_type: NodeType,
+    step: StepState,
+    context: Mapping[str, Any],
+    now: datetime,
+    default_step_timeout: float,
+) -> _Started:
+    """Resolve the items and dispatch the first ``concurrency`` of them (none: done at once).
+
+    The template's params are resolved per item, when the item is dispatched.
+    """
+    own = {name: value for name, value in node.params.items() if name != "node"}
+    try:
+        resolved = resolve(own, context)
+    except (ResolutionError, TemplateSyntaxError) as exc:
+        error = StepError(code="params_unresolvable", message=str(exc))
+        return _could_not_start(node, step, error, now)
+    try:
+        params = validate_params(node_type, {**resolved, "node": node.params.get("node")})
+    except ParamsError as exc:
+        return _could_not_start(node, step, _invalid(exc), now)
+    if not isinstance(params, MapParams):  # pragma: no cover - the catalog says otherwise
+        raise TypeError(f"map params are {type(params).__name__}, not MapParams")
+    if not isinstance(params.items, list):
+        kind = type(params.items).__name__
+        error = StepError(code="params_invalid", message=f"map items must be a list, not {kind}")
+        return _could_not_start(node, step, error, now)
+    template_type = get_node_type(params.node.type)
+    if template_type is None or template_type.kind is not NodeKind.EXECUTABLE:
+        error = StepError(
+            code="params_invalid",
+            message=f"a map template must be an executable node type, not {params.node.type!r}",
+        )
+        return _could_not_start(node, step, error, now)
+    attempt = step.attempt + 1
+    dispatched = _dispatched(step, attempt, now).model_copy(
+        update={
+            "items_total": len(params.items),
+            "concurrency": params.concurrency,
+            "items": [MapItemState(index=i, item=item) for i, item in enumerate(params.items)],
+        }
+    )
+    if not params.items:
+        return _Started(_map_completed(dispatched, template_type, now))
+    filled = _fill_map(run, node, params.node, dispatched, context, now, default_step_timeout)
+    if filled.run_error is not None or node.timeout_seconds is None:
+        return filled
+    due = now + timedelta(seconds=node.timeout_seconds)
+    timer = ScheduleTimer("step_timeout", node.id, attempt, due)
+    return _Started(filled.step, (*filled.effects, timer))
+
+
+def _fill_map(
+    run: RunState,
+    node: NodeSpec,
+    template: MapTemplate,
+    step: StepState,
+    context: Mapping[str, Any],
+    now: datetime,
+    default_step_timeout: float,
+) -> _Started:
+    """Dispatch pending items, in order, while fewer than ``concurrency`` are in flight."""
+    items = list(step.items or ())
+    in_flight = sum(item.status in (StepStatus.DISPATCHED, StepStatus.RETRYING) for item in items)
+    effects: list[Effect] = []
+    for position, item in enumerate(items):
+        if in_flight >= (step.concurrency or 1):
+            break
+        if item.status is not StepStatus.PENDING:
+            continue
+        started, item_effects, error = _start_item(
+            node, template, item, context, now, default_step_timeout
+        )
+        items[position] = started
+        if error is not None:
+            return _map_item_failed(node, step, template, started, now, could_not_start=True)
+        effects.extend(item_effects)
+        in_flight += 1
+    return _Started(step.model_copy(update={"items": items}), tuple(effects))
+
+
+def _start_item(
+    node: NodeSpec,
+    template: MapTemplate,
+    item: MapItemState,
+    context: Mapping[str, Any],
+    now: datetime,
+    default_step_timeout: float,
+) -> tuple[MapItemState, tuple[Effect, ...], StepError | None]:
+    """Dispatch a pending or retrying item as its next attempt."""
+    template_type = _template_type(template)
+    params, error = _resolved_params(template_type, template.params, {**context, "item": item.item})
+    if error is not None:
+        return _failed_to_dispatch(item, error, now), (), error
+    attempt = item.attempt + 1
+    name = item_node_id(node.id, item.index)
+    timeout = (
+        template.timeout_seconds if template.timeout_seconds is not None else default_step_timeout
+    )
+    effects = (
+        DispatchStep(name, template.type, attempt, params, template.timeout_seconds),
+        ScheduleTimer("step_timeout", name, attempt, now + timedelta(seconds=timeout)),
+    )
+    return _dispatched(item, attempt, now), effects, None
+
+
+def _item_succeeded(
+    defn: WorkflowDefinition,
+    run: RunState,
+    map_id: str,
+    index: int,
+    attempt: int,
+    outputs: Mapping[str, Any],
+    now: datetime,
+    default_step_timeout: float,
+) -> Decision:
+    found = _current_item(defn, run, map_id, index, attempt)
+    if found is None:
+        return Decision(run)
+    node, step, item = found
+    template = _map_template(node)
+    template_type = _template_type(template)
+    missing = [name for name in template_type.outputs if name not in outputs]
+    if missing:
+        error = StepError(
+            code="missing_outputs", message=f"finished without output(s): {', '.join(missing)}"
+        )
+        return _item_attempt_failed(run, node, step, item, error, now, 1.0, None, ())
+    succeeded = item.model_copy(
+        update={
+            "status": transition(item.status, StepStatus.SUCCEEDED),
+            "outputs": dict(outputs),
+            "finished_at": now,
+        }
+    )
+    step = _with_item(step, succeeded)
+    if all(item.status is StepStatus.SUCCEEDED for item in step.items or ()):
+        completed = _map_completed(step, template_type, now)
+        return _advance(defn, _with_step(run, completed), run, now, (), default_step_timeout)
+    filled = _fill_map(run, node, template, step, _context(run), now, default_step_timeout)
+    if filled.run_error is not None:
+        return _fail(_with_step(run, filled.step), run, filled.run_error, now, ())
+    return Decision(_revised(_with_step(run, filled.step), run), filled.effects)
+
+
+def _item_attempt_failed(
+    run: RunState,
+    node: NodeSpec,
+    step: StepState,
+    item: MapItemState,
+    error: StepError,
+    now: datetime,
+    jitter: float,
+    started_at: datetime | None,
+    effects: tuple[Effect, ...],
+) -> Decision:
+    """Retry the item with the template's policy if it allows; otherwise fail map and run."""
+    template = _map_template(node)
+    record = _attempt_record(item, error, now, started_at)
+    policy = template.retry
+    if policy is not None and error.retryable and item.attempt < policy.max_attempts:
+        due = now + timedelta(seconds=retry_delay(policy.backoff, item.attempt, jitter))
+        retrying = _with_item(step, _retrying(item, error, record, due))
+        timer = ScheduleTimer("retry", item_node_id(node.id, item.index), item.attempt + 1, due)
+        return Decision(_revised(_with_step(run, retrying), run), (*effects, timer))
+    failed = _failed(item, error, record, now)
+    outcome = _map_item_failed(node, step, template, failed, now, could_not_start=False)
+    assert outcome.run_error is not None
+    return _fail(_with_step(run, outcome.step), run, outcome.run_error, now, effects)
+
+
+def _item_timer_fired(
+    run: RunState,
+    node: NodeSpec,
+    step: StepState,
+    index: int,
+    timer: Timer,
+    now: datetime,
+    jitter: float,
+    default_step_timeout: float,
+) -> Decision:
+    if step.status is not StepStatus.DISPATCHED or not step.items or index >= len(step.items):
+        return Decision(run)
+    item = step.items[index]
+    template = _map_template(node)
+    if (
+        timer.kind == "retry"
+        and item.status is StepStatus.RETRYING
+        and item.attempt + 1 == timer.attempt
+    ):
+        started, effects, error = _start_item(
+            node, template, item, _context(run), now, default_step_timeout
+        )
+        if error is not None:
+            outcome = _map_item_failed(node, step, template, started, now, could_not_start=True)
+            assert outcome.run_error is not None
+            return _fail(_with_step(run, outcome.step), run, outcome.run_error, now, ())
+        return Decision(_revised(_with_step(run, _with_item(step, started)), run), effects)
+    if (
+        timer.kind == "step_timeout"
+        and item.status is StepStatus.DISPATCHED
+        and item.attempt == timer.attempt
+    ):
+        seconds = (
+            template.timeout_seconds
+            if template.timeout_seconds is not None
+            else default_step_timeout
+        )
+        name = item_node_id(node.id, index)
+        error = StepError(
+            code="timeout",
+            message=f"node {name!r} exceeded its timeout of {_format_seconds(seconds)}s",
+            retryable=True,
+        )
+        return _item_attempt_failed(run, node, step, item, error, now, jitter, None, ())
+    return Decision(run)
+
+
+def _map_item_failed(
+    node: NodeSpec,
+    step: StepState,
+    template: MapTemplate,
+    item: MapItemState,
+    now: datetime,
+    *,
+    could_not_start: bool,
+) -> _Started:
+    """An item failed for good: the map step fails (other items canceled), naming the item."""
+    error = item.error or StepError(code="step_failed", message="failed")
+    name = item_node_id(node.id, item.index)
+    step_error = StepError(code=error.code, message=f"item {item.index} failed: {error.message}")
+    failed = _with_item(step, item).model_copy(
+        update={
+            "status": transition(step.status, StepStatus.FAILED),
+            "error": step_error,
+            "finished_at": now,
+        }
+    )
+    if could_not_start:
+        run_error = RunError(
+            code=error.code,
+            message=f"node {name!r} ({template.type}) could not start: {error.message}",
+            node_id=node.id,
+        )
+    else:
+        run_error = RunError(
+            code="step_failed",
+            message=_failure_message(name, template.type, item.attempt, error),
+            node_id=node.id,
+        )
+    return _Started(_cancel_items(failed, now), (), run_error)
+
+
+def _map_completed(step: StepState, template_type: NodeType, now: datetime) -> StepState:
+    """``outputs``: each item's outputs; ``results``: each item's first declared output."""
+    outputs = [dict(item.outputs or {}) for item in step.items or ()]
+    first = template_type.first_output
+    results = [item_outputs.get(first) if first else None for item_outputs in outputs]
+    return step.model_copy(
+        update={
+            "status": transition(step.status, StepStatus.SUCCEEDED),
+            "outputs": {"results": results, "outputs": outputs},
+            "finished_at": now,
+        }
+    )
+
+
+def _current_item(
+    defn: WorkflowDefinition, run: RunState, map_id: str, index: int, attempt: int
+) -> tuple[NodeSpec, StepState, MapItemState] | None:
+    """The map item a step message is about, or None if the message is a duplicate or stale."""
+    step = run.steps.get(map_id)
+    if (
+        run.status is not RunStatus.RUNNING
+        or step is None
+        or step.status is not StepStatus.DISPATCHED
+        or not step.items
+        or index >= len(step.items)
+    ):
+        return None
+    item = step.items[index]
+    if item.status is not StepStatus.DISPATCHED or item.attempt != attempt:
+        return None
+    return _node(defn, map_id), step, item
+
+
+def _map_template(node: NodeSpec) -> MapTemplate:
+    return MapTemplate.model_validate(node.params.get("node"))
+
+
+def _template_type(template: MapTemplate) -> NodeType:
+    node_type = get_node_type(template.type)
+    if node_type is None:  # the map checked it when it started
+        raise KeyError(f"map template type {template.type!r} is not in the catalog")
+    return node_type
+
+
+def _with_item(step: StepState, item: MapItemState) -> StepState:
+    items = list(step.items or ())
+    items[item.index] = item
+    return step.model_copy(update={"items": items})
+
+
+def _cancel_items(step: StepState, now: datetime) -> StepState:
+    if not step.items:
+        return step
+    items = [item if is_terminal(item.status) else _canceled(item, now) for item in step.items]
+    return step.model_copy(update={"items": items})
+
+
+def _split_item_id(node_id: str) -> tuple[str, int | None]:
+    match = _ITEM_ID.match(node_id)
+    if match is None:
+        return node_id, None
+    return match["map"], int(match["index"])
+
+
+# --- steps and items alike -------------------------------------------------------------------
+
+Unit = TypeVar("Unit", StepState, MapItemState)
+
+
+def _dispatched(unit: Unit, attempt: int, now: datetime) -> Unit:
+    return unit.model_copy(
+        update={
+            "status": transition(unit.status, StepStatus.DISPATCHED),
+            "attempt": attempt,
+            "error": None,
+            "next_attempt_at": None,
+            "dispatched_at": now,
+            "started_at": None,
+            "finished_at": None,
+        }
+    )
+
+
+def _failed_to_dispatch(unit: Unit, error: StepError, now: datetime) -> Unit:
+    """A pending step fails outright; a retrying one fails as the attempt it could not start."""
+    if unit.status is StepStatus.RETRYING:
+        unit = _dispatched(unit, unit.attempt + 1, now)
+    return unit.model_copy(
+        update={
+            "status": transition(unit.status, StepStatus.FAILED),
+            "error": error,
+            "next_attempt_at": None,
+            "finished_at": now,
+        }
+    )
+
+
+def _attempt_record(
+    unit: Unit, error: StepError, now: datetime, started_at: datetime | None
+) -> AttemptRecord:
+    return AttemptRecord(
+        attempt=unit.attempt,
+        error=error,
+        dispatched_at=unit.dispatched_at,
+        started_at=started_at or unit.started_at,
+        finished_at=now,
+    )
+
+
+def _retrying(unit: Unit, error: StepError, record: AttemptRecord, due: datetime) -> Unit:
+    return unit.model_copy(
+        update={
+            "status": transition(unit.status, StepStatus.RETRYING),
+            "error": error,
+            "attempts": [*unit.attempts, record],
+            "next_attempt_at": due,
+        }
+    )
+
+
+def _failed(unit: Unit, error: StepError, record: AttemptRecord, now: datetime) -> Unit:
+    return unit.model_copy(
+        update={
+            "status": transition(unit.status, StepStatus.FAILED),
+            "error": error,
+            "attempts": [*unit.attempts, record],
+            "next_attempt_at": None,
+            "finished_at": now,
+        }
+    )
+
+
+def _canceled(unit: Unit, now: datetime) -> Unit:
+    return unit.model_copy(
+        update={
+            "status": transition(unit.status, StepStatus.CANCELED),
+            "next_attempt_at": None,
+            "finished_at": now,
+        }
+    )
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def _run_timed_out(defn: WorkflowDefinition, run: RunState, now: datetime) -> Decision:
+    timeout = _run_timeout(defn, run)
+    if is_terminal(run.status) or timeout is None:
+        return Decision(run)
+    error = RunError(
+        code="timeout", message=f"the run exceeded its timeout of {_format_seconds(timeout)}s"
+    )
+    return _fail(run, run, error, now, ())
+
+
+def _run_timeout(defn: WorkflowDefinition, run: RunState) -> float | None:
+    return run.timeout_seconds if run.timeout_seconds is not None else defn.timeout_seconds
 
 
 def _complete(
@@ -284,7 +1142,10 @@ def _complete(
             "completed_at": now,
         }
     )
-    return Decision(_revised(completed, before), (*effects, PublishRunEvent("completed")))
+    return Decision(
+        _revised(completed, before),
+        (*effects, PublishRunEvent("completed"), *_notify_parent(completed)),
+    )
 
 
 def _fail(
@@ -294,7 +1155,7 @@ def _fail(
     now: datetime,
     effects: tuple[Effect, ...],
 ) -> Decision:
-    """Fail the run and cancel its unfinished steps."""
+    """Fail the run, cancel its unfinished steps and the child runs of those."""
     failed = run.model_copy(
         update={
             "status": transition(run.status, RunStatus.FAILED),
@@ -303,18 +1164,48 @@ def _fail(
             "completed_at": now,
         }
     )
-    return Decision(_revised(failed, before), (*effects, PublishRunEvent("failed")))
+    return Decision(
+        _revised(failed, before),
+        (
+            *effects,
+            PublishRunEvent("failed"),
+            *_cancel_children(before, failed),
+            *_notify_parent(failed),
+        ),
+    )
 
 
 def _cancel_unfinished(steps: Mapping[str, StepState], now: datetime) -> dict[str, StepState]:
     return {
-        node_id: step
-        if is_terminal(step.status)
-        else step.model_copy(
-            update={"status": transition(step.status, StepStatus.CANCELED), "finished_at": now}
-        )
+        node_id: step if is_terminal(step.status) else _cancel_items(_canceled(step, now), now)
         for node_id, step in steps.items()
     }
+
+
+def _cancel_children(before: RunState, after: RunState) -> list[CancelChildRun]:
+    """A child run for every ``workflow.run`` step that was running and now is canceled."""
+    return [
+        CancelChildRun(step.child_run_id)
+        for node_id, step in before.steps.items()
+        if step.child_run_id is not None
+        and step.status is StepStatus.DISPATCHED
+        and after.steps[node_id].status is StepStatus.CANCELED
+    ]
+
+
+def _notify_parent(run: RunState) -> Sequence[NotifyParent]:
+    if run.parent_run_id is None or run.parent_node_id is None or run.parent_attempt is None:
+        return ()
+    return (
+        NotifyParent(
+            parent_run_id=run.parent_run_id,
+            parent_node_id=run.parent_node_id,
+            parent_attempt=run.parent_attempt,
+            status=run.status,
+            outputs=run.outputs,
+            error=run.error,
+        ),
+    )
 
 
 def _context(run: RunState) -> dict[str, Any]:
@@ -332,6 +1223,10 @@ def _with_step(run: RunState, step: StepState) -> RunState:
 
 def _revised(run: RunState, before: RunState) -> RunState:
     return run.model_copy(update={"revision": before.revision + 1})
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
 
 
 def _node(defn: WorkflowDefinition, node_id: str) -> NodeSpec:

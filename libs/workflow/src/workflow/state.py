@@ -19,6 +19,8 @@ class RunStatus(StrEnum):
 class StepStatus(StrEnum):
     PENDING = "pending"
     DISPATCHED = "dispatched"
+    RETRYING = "retrying"
+    """Failed with a retryable error; dispatched again when its retry timer fires."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -44,11 +46,13 @@ STEP_TRANSITIONS: Mapping[StepStatus, frozenset[StepStatus]] = MappingProxyType(
         StepStatus.DISPATCHED: frozenset(
             {
                 StepStatus.DISPATCHED,
+                StepStatus.RETRYING,
                 StepStatus.SUCCEEDED,
                 StepStatus.FAILED,
                 StepStatus.CANCELED,
             }
         ),
+        StepStatus.RETRYING: frozenset({StepStatus.DISPATCHED, StepStatus.CANCELED}),
         StepStatus.SUCCEEDED: frozenset(),
         StepStatus.FAILED: frozenset(),
         StepStatus.CANCELED: frozenset(),

@@ -14,9 +14,10 @@ from jsonschema.exceptions import (
     ValidationError as SchemaValidationError,
 )
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-from workflow.catalog import CATALOG, NodeType, get_node_type
+from workflow.catalog import CATALOG, NodeKind, NodeType, WorkflowRunParams, get_node_type
 from workflow.dag import describe_cycle, find_cycles
 from workflow.definition import WorkflowDefinition
 from workflow.template import Reference, TemplateSyntaxError, find_references
@@ -80,6 +81,91 @@ def validate_params(
     except ValidationError as exc:
         problems = _pydantic_problems(exc.errors(), prefix, node_type.params_model)
         raise ParamsError(node_type.name, problems) from exc
+
+
+WorkflowRef = tuple[str, int | None]
+"""A chained workflow: its id and version, None meaning the latest version."""
+
+
+def chain_references(defn: WorkflowDefinition) -> list[WorkflowRef]:
+    """The workflows a definition's ``workflow.run`` nodes start (map templates included).
+
+    Each (workflowId, version) once, in document order, so a registry can fetch them
+    breadth-first before calling :func:`find_chain_cycles`. References written with a template
+    or otherwise invalid are left out: :func:`validate_definition` reports them.
+    """
+    return list(dict.fromkeys(ref for _, ref in _chain_references(defn)))
+
+
+def find_chain_cycles(
+    root_workflow_id: str,
+    defn: WorkflowDefinition,
+    lookup: Mapping[WorkflowRef, WorkflowDefinition],
+) -> list[Problem]:
+    """Loops in the chain of workflows ``defn`` (being registered as ``root_workflow_id``) starts.
+
+    ``lookup`` holds the definitions the caller fetched for every reference reachable from
+    ``defn``; a reference missing from it is an unknown workflow. A reference to the root's
+    latest version is ``defn`` itself. Each problem points at the root's node the chain
+    starts from.
+    """
+    problems: dict[tuple[str, str], Problem] = {}
+    explored: set[WorkflowRef] = set()
+
+    def visit(
+        current: WorkflowDefinition, chain: tuple[WorkflowRef, ...], path: str | None
+    ) -> None:
+        for where, ref in _chain_references(current):
+            at = path if path is not None else where
+            if ref in chain:
+                loop = chain[chain.index(ref) :]
+                message = f"workflow chain loops: {_describe_chain((*loop, ref))}"
+            elif ref not in lookup:
+                message = f"unknown workflow {_describe_ref(ref)}"
+                if len(chain) > 1:
+                    message += f", started by {_describe_chain(chain)}"
+            else:
+                if ref not in explored:
+                    explored.add(ref)
+                    visit(lookup[ref], (*chain, ref), at)
+                continue
+            problems.setdefault((at, message), Problem(path=at, message=message))
+
+    visit(defn, ((root_workflow_id, None),), None)
+    return list(problems.values())
+
+
+def _chain_references(defn: WorkflowDefinition) -> Iterator[tuple[str, WorkflowRef]]:
+    """Each ``workflow.run`` node (or map template) with its pointer and literal reference."""
+    for index, node in enumerate(defn.nodes):
+        kind: Any = node.type
+        params: Any = node.params
+        path = pointer("nodes", index, "params")
+        template = node.params.get("node")
+        if node.type == "map" and isinstance(template, Mapping):
+            kind, params = template.get("type"), template.get("params", {})
+            path = pointer("nodes", index, "params", "node", "params")
+        if kind != "workflow.run" or not isinstance(params, Mapping):
+            continue
+        try:
+            run_params = WorkflowRunParams.model_validate(params)
+            templated = find_references(run_params.workflow_id)
+        except (ValidationError, TemplateSyntaxError):
+            continue
+        if not templated:
+            yield path + "/workflowId", (run_params.workflow_id, run_params.version)
+
+
+def _describe_ref(ref: WorkflowRef) -> str:
+    workflow_id, version = ref
+    return repr(workflow_id) if version is None else f"{workflow_id!r} version {version}"
+
+
+def _describe_chain(chain: Sequence[WorkflowRef]) -> str:
+    return " → ".join(
+        workflow_id if version is None else f"{workflow_id}@{version}"
+        for workflow_id, version in chain
+    )
 
 
 def _input_schema_problems(schema: Mapping[str, Any]) -> list[Problem]:
@@ -183,39 +269,116 @@ def _node_problems(defn: WorkflowDefinition) -> Iterator[Problem]:
                 path=pointer("nodes", index, "type"),
                 message=f"unknown node type {node.type!r}; known types: {known}",
             )
-        templated: set[str] = set()
+        templated: set[tuple[str | int, ...]] = set()
+        """Param paths (relative to params) of strings with references or syntax errors."""
         for name, value in node.params.items():
-            for path, references in _references_by_path(value, ("nodes", index, "params", name)):
+            for where, references in _references_by_path(value, (name,)):
+                path = pointer("nodes", index, "params", *where)
                 if isinstance(references, Problem):
-                    templated.add(name)  # its syntax error is the one to report
-                    yield references
+                    templated.add(where)  # its syntax error is the one to report
+                    yield Problem(path=path, message=references.message)
                     continue
-                if references:
-                    templated.add(name)
-                item_allowed = node_type is not None and name in node_type.item_scope
+                if not references:
+                    continue
+                templated.add(where)
+                if node_type is not None and _is_literal(node_type, name):
+                    yield Problem(
+                        path=path,
+                        message=f"{name} must be written out literally: a reference such as"
+                        f" {references[0]} is not allowed here",
+                    )
+                    continue
+                item_allowed = node_type is not None and _in_item_scope(node_type, where)
                 for reference in references:
                     problem = _reference_problem(defn, reference, item_allowed, node.id)
                     if problem:
                         yield Problem(path=path, message=problem)
         if node_type is not None:
-            yield from _static_params_problems(node_type, node.params, templated, index)
+            yield from _static_params_problems(
+                node_type, node.params, templated, pointer("nodes", index, "params")
+            )
+        if node.type == "map":
+            yield from _map_problems(node.params, node.retry is not None, templated, index)
+
+
+def _is_literal(node_type: NodeType, name: str) -> bool:
+    return name in node_type.literal_params or to_camel(name) in node_type.literal_params
+
+
+def _in_item_scope(node_type: NodeType, where: tuple[str | int, ...]) -> bool:
+    for scope in node_type.item_scope:
+        parts = tuple(scope.split("."))
+        if tuple(str(part) for part in where[: len(parts)]) == parts:
+            return True
+    return False
+
+
+def _map_problems(
+    params: Mapping[str, Any],
+    has_retry: bool,
+    templated: set[tuple[str | int, ...]],
+    index: int,
+) -> Iterator[Problem]:
+    """A map's template must be an executable node whose params fit its type."""
+    if has_retry:
+        yield Problem(
+            path=pointer("nodes", index, "retry"),
+            message="a map node is not retried as a whole; set node.retry to retry each item",
+        )
+    template = params.get("node")
+    if (
+        not isinstance(template, Mapping)
+        or not isinstance(template.get("type"), str)
+        or ("node", "type") in templated
+    ):
+        return  # the map's own params model or the reference check reports it
+    template_type = get_node_type(template["type"])
+    if template_type is None:
+        known = ", ".join(sorted(n for n, t in CATALOG.items() if t.kind is NodeKind.EXECUTABLE))
+        yield Problem(
+            path=pointer("nodes", index, "params", "node", "type"),
+            message=f"unknown node type {template['type']!r}; executable types: {known}",
+        )
+        return
+    if template_type.kind is not NodeKind.EXECUTABLE:
+        yield Problem(
+            path=pointer("nodes", index, "params", "node", "type"),
+            message=f"a map template must be an executable node type;"
+            f" {template_type.name!r} is a {template_type.kind} node",
+        )
+        return
+    template_params = template.get("params", {})
+    if isinstance(template_params, Mapping):
+        inner = {where[2:] for where in templated if where[:2] == ("node", "params")}
+        yield from _static_params_problems(
+            template_type,
+            template_params,
+            inner,
+            pointer("nodes", index, "params", "node", "params"),
+        )
 
 
 def _static_params_problems(
-    node_type: NodeType, params: Mapping[str, Any], templated: set[str], index: int
+    node_type: NodeType,
+    params: Mapping[str, Any],
+    templated: set[tuple[str | int, ...]],
+    prefix: str,
 ) -> list[Problem]:
-    """Params problems knowable before resolution: templated params only count as present."""
+    """Params problems knowable before resolution: templated values only count as present."""
     try:
         node_type.params_model.model_validate(params)
     except ValidationError as exc:
-        skipped = {(name,) for name in templated}
         errors = [
             error
             for error in exc.errors()
-            if error["loc"][:1] not in skipped or error["type"] == "extra_forbidden"
+            if error["type"] == "extra_forbidden" or not _under_any(error["loc"], templated)
         ]
-        return _pydantic_problems(errors, pointer("nodes", index, "params"), node_type.params_model)
+        return _pydantic_problems(errors, prefix, node_type.params_model)
     return []
+
+
+def _under_any(location: tuple[str | int, ...], paths: set[tuple[str | int, ...]]) -> bool:
+    return any(location[: len(path)] == path for path in paths)
 
 
 def _cycle_problems(defn: WorkflowDefinition) -> Iterator[Problem]:
@@ -251,13 +414,13 @@ def _output_problems(defn: WorkflowDefinition) -> Iterator[Problem]:
 
 def _references_by_path(
     value: Any, path: tuple[str | int, ...]
-) -> Iterator[tuple[str, list[Reference] | Problem]]:
-    """Each string inside ``value`` with its pointer and references (or its syntax problem)."""
+) -> Iterator[tuple[tuple[str | int, ...], list[Reference] | Problem]]:
+    """Each string inside ``value`` with its path and references (or its syntax problem)."""
     if isinstance(value, str):
         try:
-            yield pointer(*path), find_references(value)
+            yield path, find_references(value)
         except TemplateSyntaxError as exc:
-            yield pointer(*path), Problem(path=pointer(*path), message=str(exc))
+            yield path, Problem(path=pointer(*path), message=str(exc))
     elif isinstance(value, Mapping):
         for key, item in value.items():
             yield from _references_by_path(item, (*path, key))
@@ -281,7 +444,11 @@ def _reference_problem(
         known = ", ".join(dict.fromkeys(node.id for node in defn.nodes))
         return f"{reference}: unknown node {node_id!r}; nodes are: {known}"
     target_type = get_node_type(target.type)
-    if target_type is not None and output not in target_type.outputs:
+    if (
+        target_type is not None
+        and not target_type.dynamic_outputs
+        and output not in target_type.outputs
+    ):
         outputs = ", ".join(target_type.outputs) or "none"
         return (
             f"{reference}: node {node_id!r} ({target.type}) has no output {output!r};"
