@@ -19,6 +19,9 @@ class RunRequest(Contract):
     webhook: HttpUrl | None = None
     webhook_events: list[WebhookEventName] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, description="Echoed back as given.")
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=7 * 24 * 3600, description="Fail the run when it runs longer."
+    )
 
 
 class RunList(Contract):
@@ -44,6 +47,46 @@ class AssetResource(Contract):
     url: str
     content_type: str
     bytes: int
+
+
+class WebhookSecret(Contract):
+    """The tenant's signing secret for Standard Webhooks (`whsec_<base64>`)."""
+
+    secret: str
+    created_at: datetime
+    previous_secret_expires_at: datetime | None = Field(
+        default=None,
+        description="After a rotation, deliveries are also signed with the previous secret "
+        "until then.",
+    )
+
+
+WebhookDeliveryStatus = Literal["pending", "succeeded", "failed", "gone"]
+
+
+class WebhookAttempt(Contract):
+    attempt: int
+    at: datetime
+    duration_ms: int
+    status_code: int | None = Field(default=None, description="The receiver's HTTP status.")
+    error: str | None = Field(default=None, description="Why no status came back.")
+    next_attempt_at: datetime | None = None
+
+
+class WebhookDelivery(Contract):
+    delivery_id: str
+    webhook_id: str = Field(description="The `webhook-id` header, the same on every attempt.")
+    run_id: str
+    type: str = Field(description="e.g. `run.completed`")
+    url: str
+    status: WebhookDeliveryStatus
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    attempts: list[WebhookAttempt]
+
+
+class WebhookDeliveryList(Contract):
+    items: list[WebhookDelivery]
 
 
 class ProblemItem(Contract):

@@ -83,6 +83,36 @@ class StepFailed(EventData):
     finished_at: datetime
 
 
+class StepStarted(EventData):
+    """The executor began a step (progress for SSE; not needed for correctness)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "step.started.v1"
+
+    node_id: str
+    attempt: int
+    started_at: datetime
+
+
+class StepProgress(EventData):
+    event_type: ClassVar[str] = TYPE_PREFIX + "step.progress.v1"
+
+    node_id: str
+    attempt: int
+    progress: float = Field(ge=0, le=1)
+    message: str | None = None
+
+
+class TimerFired(EventData):
+    """A durable timer came due; the run's owner applies it (internal topic)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "run.timer_fired.v1"
+
+    kind: str
+    node_id: str | None = None
+    attempt: int | None = None
+    due_at: datetime
+
+
 class RunCancelRequested(EventData):
     event_type: ClassVar[str] = TYPE_PREFIX + "run.cancel_requested.v1"
 
@@ -100,6 +130,7 @@ class RunEventData(EventData):
     outputs: list[OutputAsset] = Field(default_factory=list)
     error: RunError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    parent_run_id: str | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -126,6 +157,9 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     StepRequested,
     StepSucceeded,
     StepFailed,
+    StepStarted,
+    StepProgress,
+    TimerFired,
     RunCancelRequested,
     RunStarted,
     RunCompleted,

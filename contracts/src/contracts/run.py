@@ -22,6 +22,7 @@ class RunStatus(StrEnum):
 class StepStatus(StrEnum):
     PENDING = "pending"
     DISPATCHED = "dispatched"
+    RETRYING = "retrying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -59,6 +60,15 @@ class OutputAsset(Contract):
         return {k: v for k, v in data.items() if v is not None or (k == "value" and keep_value)}
 
 
+class StepAttempt(Contract):
+    """An earlier attempt of a step that failed and was retried."""
+
+    attempt: int
+    error: RunError | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class StepView(Contract):
     node_id: str
     type: str
@@ -67,7 +77,12 @@ class StepView(Contract):
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    next_attempt_at: datetime | None = None
     error: RunError | None = None
+    attempts: list[StepAttempt] = Field(default_factory=list)
+    child_run_id: str | None = Field(default=None, description="For `workflow.run` steps.")
+    items_total: int | None = Field(default=None, description="For `map` steps.")
+    items_done: int | None = None
 
 
 class RunResource(Contract):
@@ -79,6 +94,7 @@ class RunResource(Contract):
     error: RunError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     steps: list[StepView] = Field(default_factory=list)
+    parent_run_id: str | None = Field(default=None, description="Set on a chained child run.")
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -12,6 +12,7 @@ class Topic(StrEnum):
     STEP_FINISHED = "workflow.step.finished.v1"
     RUN_CANCEL = "workflow.run.cancel.v1"
     RUN_EVENTS = "workflow.run.events.v1"
+    RUN_TIMERS = "workflow.run.timers.v1"
     DEAD_LETTER = "workflow.dead-letter.v1"
 
 

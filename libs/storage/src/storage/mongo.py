@@ -45,3 +45,5 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db.runs.create_index([("status", ASCENDING), ("dueAt", ASCENDING)], name="sweeper")
     await db.api_keys.create_index([("tenantId", ASCENDING)], name="tenant")
     await db.workflow_heads.create_index([("tenantId", ASCENDING)], name="tenant")
+    await db.timers.create_index([("dueAt", ASCENDING)], name="due")
+    await db.idempotency_keys.create_index([("expiresAt", ASCENDING)], name="expiry")
