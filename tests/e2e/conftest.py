@@ -31,13 +31,17 @@ class System:
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]]
 
-    def start(self, name: str) -> None:
-        """(Re)start one service and wait until it consumes."""
+    def start(self, name: str, env: dict[str, str] | None = None) -> None:
+        """(Re)start one service, with `env` overriding the system's, and wait until it
+        consumes."""
         log = self.logs / f"{name}.log"
         offset = log.stat().st_size if log.exists() else 0
         with log.open("ab") as out:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", name], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", name],
+                env={**self.env, **(env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
         while apps.READY_MARK not in log.read_bytes()[offset:].decode(errors="replace"):
@@ -75,6 +79,14 @@ def system(stack: Endpoints) -> Iterator[System]:
             "MAX_WAIT_SECONDS": "60",
             "MAX_BODY_BYTES": "65536",
             "EXECUTOR_CONCURRENCY": "4",
+            # Webhook receivers of the tests listen on loopback; retries are compressed.
+            "EGRESS_ALLOW": "loopback",
+            "EGRESS_ALLOW_HTTP": "true",
+            "NOTIFIER_RETRY_SCHEDULE": "0,0.5,1",
+            "NOTIFIER_RETRY_JITTER": "0",
+            "NOTIFIER_ATTEMPT_TIMEOUT_SECONDS": "5",
+            "NOTIFIER_LEASE_SECONDS": "8",
+            "NOTIFIER_POLL_SECONDS": "0.2",
         }
     )
     logs = settings.logs_dir / "e2e"

@@ -8,10 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.events import RUN_EVENT_BY_STATUS, AssetInfo, RunEventData
-from contracts.run import OutputAsset, RunError, RunResource, RunStatus, StepStatus, StepView
+from contracts.run import (
+    OutputAsset,
+    RunError,
+    RunResource,
+    RunStatus,
+    StepAttempt,
+    StepStatus,
+    StepView,
+)
 from storage.runs import RunRecord
 from workflow.definition import WorkflowDefinition
-from workflow.run import RunState
+from workflow.run import RunState, StepError
+from workflow.state import StepStatus as DomainStepStatus
 
 Presign = Callable[[str], str]
 
@@ -82,15 +91,17 @@ def _error(view: RunView) -> RunError | None:
     return RunError(code=err.code, message=err.message, node_id=err.node_id)
 
 
+def _step_error(error: StepError | None, node_id: str) -> RunError | None:
+    if error is None:
+        return None
+    return RunError(code=error.code, message=error.message, node_id=node_id)
+
+
 def _steps(view: RunView, defn: WorkflowDefinition) -> list[StepView]:
     types = {n.id: n.type for n in defn.nodes}
     views: list[StepView] = []
     for node_id, step in view.state.steps.items():
-        error = (
-            RunError(code=step.error.code, message=step.error.message, node_id=node_id)
-            if step.error
-            else None
-        )
+        items = step.items or []
         views.append(
             StepView(
                 node_id=node_id,
@@ -100,7 +111,22 @@ def _steps(view: RunView, defn: WorkflowDefinition) -> list[StepView]:
                 dispatched_at=step.dispatched_at,
                 started_at=step.started_at,
                 finished_at=step.finished_at,
-                error=error,
+                next_attempt_at=step.next_attempt_at,
+                error=_step_error(step.error, node_id),
+                attempts=[
+                    StepAttempt(
+                        attempt=a.attempt,
+                        error=_step_error(a.error, node_id),
+                        started_at=a.started_at,
+                        finished_at=a.finished_at,
+                    )
+                    for a in step.attempts
+                ],
+                child_run_id=step.child_run_id,
+                items_total=step.items_total,
+                items_done=sum(1 for i in items if i.status is DomainStepStatus.SUCCEEDED)
+                if step.items_total is not None
+                else None,
             )
         )
     return views
@@ -117,6 +143,7 @@ def to_resource(view: RunView, defn: WorkflowDefinition, presign: Presign | None
         error=_error(view),
         metadata=view.metadata,
         steps=_steps(view, defn),
+        parent_run_id=view.state.parent_run_id,
         created_at=r.created_at,
         started_at=view.state.started_at,
         completed_at=view.state.completed_at,
@@ -137,6 +164,7 @@ def to_event_data(view: RunView) -> RunEventData:
         outputs=outputs_of(view, None),
         error=_error(view),
         metadata=view.metadata,
+        parent_run_id=view.state.parent_run_id,
         created_at=r.created_at,
         started_at=view.state.started_at,
         completed_at=view.state.completed_at,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, cast
 
+import egress
 import httpx
 from bus.broker import make_broker
 from bus.consumer import Dispatcher
@@ -50,10 +51,17 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         store=store,
         outputs_bucket=settings.s3_outputs_bucket,
         provider=provider,
+        http=egress.client(settings.egress_policy(), timeout=settings.http_timeout_seconds),
         publisher=publisher,
         default_timeout=settings.executor_default_timeout_seconds,
     )
-    dispatcher = Dispatcher({ev.StepRequested: executor.on_step_requested}, publisher)
+    dispatcher = Dispatcher(
+        {
+            ev.StepRequested: executor.on_step_requested,
+            ev.RunCancelRequested: executor.on_cancel_requested,
+        },
+        publisher,
+    )
 
     # Steps of one run share a partition (keyed by runId) yet must run in parallel, so records
     # are taken concurrently and committed on receipt. A step lost to a crash is re-driven by
@@ -68,6 +76,14 @@ def create_app(settings: ExecutorSettings) -> FastStream:
 
     @subscriber
     async def handle(msg: KafkaMessage) -> None:
+        record = cast("ConsumerRecord", msg.raw_message)
+        await dispatcher.dispatch(
+            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
+        )
+
+    # Every executor hears every cancel (no group): any of them may hold the run's steps.
+    @broker.subscriber(Topic.RUN_CANCEL, group_id=None, auto_offset_reset="latest")
+    async def handle_cancel(msg: KafkaMessage) -> None:
         record = cast("ConsumerRecord", msg.raw_message)
         await dispatcher.dispatch(
             topic=record.topic, key=record.key, value=msg.body, headers=msg.headers

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from contracts.events import AssetInfo
 from pydantic import BaseModel
 from storage.assets import AssetStore
@@ -24,6 +25,16 @@ class NodeResult:
     assets: list[AssetInfo] = field(default_factory=list)
 
 
+class HttpCallFailed(Exception):
+    """The target answered with a non-2xx status."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"the target answered HTTP {status}: {body[:300]}")
+        self.status = status
+        # Overload, throttling and server errors may pass; other client errors will not.
+        self.retryable = status >= 500 or status in (408, 425, 429)
+
+
 @dataclass(frozen=True)
 class NodeContext:
     run_id: str
@@ -32,6 +43,7 @@ class NodeContext:
     store: AssetStore
     outputs_bucket: str
     provider: ImageProvider
+    http: httpx.AsyncClient
 
     async def read(self, ref: str) -> bytes:
         return await self.store.get(ref)
@@ -119,6 +131,24 @@ async def template(p: c.TemplateParams, ctx: NodeContext) -> NodeResult:
     return NodeResult(outputs={"text": p.template})
 
 
+async def http_request(p: c.HttpRequestParams, ctx: NodeContext) -> NodeResult:
+    """Call an outside endpoint through the egress guard (no private addresses, no redirects)."""
+    headers = {"Idempotency-Key": f"{ctx.run_id}/{ctx.node_id}", **p.headers}
+    response = await ctx.http.request(
+        p.method, p.url, headers=headers, json=p.body if p.body is not None else None
+    )
+    text = response.text
+    if not response.is_success:
+        raise HttpCallFailed(response.status_code, text)
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = text
+    return NodeResult(
+        outputs={"status": response.status_code, "body": body, "headers": dict(response.headers)}
+    )
+
+
 HANDLERS: Mapping[str, NodeHandler] = {
     "image.generate": generate,
     "image.adjust": adjust,
@@ -128,6 +158,7 @@ HANDLERS: Mapping[str, NodeHandler] = {
     "image.composite": composite,
     "image.convert": convert,
     "text.template": template,
+    "http.request": http_request,
 }
 
 

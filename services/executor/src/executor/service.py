@@ -8,20 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+import httpx
 from bus.publisher import EventPublisher
-from contracts.events import StepFailed, StepFailure, StepRequested, StepSucceeded
+from contracts.events import (
+    RunCancelRequested,
+    StepFailed,
+    StepFailure,
+    StepRequested,
+    StepStarted,
+    StepSucceeded,
+)
+from egress import EgressRefused, UnresolvableHost
 from storage.assets import AssetNotFound, AssetStore, InvalidAssetRef
 from workflow.catalog import NodeKind, get_node_type
 from workflow.validation import ParamsError, validate_params
 
 from executor.imaging.provider import ImageProvider, ProviderError
 from executor.imaging.result import ImagingError
-from executor.nodes import NodeContext, NodeHandler, NodeResult
+from executor.nodes import HttpCallFailed, NodeContext, NodeHandler, NodeResult
 
 log = logging.getLogger("executor")
+
+CANCELED_MEMORY = 10_000
+CANCELED = StepFailure(code="canceled", message="the run was canceled")
 
 
 def _now() -> datetime:
@@ -43,6 +56,16 @@ def classify(exc: BaseException) -> StepFailure:
         return StepFailure(code="asset_not_found", message=str(exc))
     if isinstance(exc, ImagingError):
         return StepFailure(code="invalid_image", message=str(exc))
+    if isinstance(exc, HttpCallFailed):
+        return StepFailure(code="http_error", message=str(exc), retryable=exc.retryable)
+    if isinstance(exc, EgressRefused):
+        return StepFailure(code="egress_refused", message=str(exc))
+    if isinstance(exc, httpx.TimeoutException):
+        return StepFailure(
+            code="timeout", message=f"the target did not answer: {exc}", retryable=True
+        )
+    if isinstance(exc, httpx.TransportError | UnresolvableHost):
+        return StepFailure(code="unreachable", message=str(exc), retryable=True)
     if isinstance(exc, ProviderError):
         return StepFailure(code="provider_error", message=str(exc), retryable=exc.retryable)
     if isinstance(exc, TimeoutError):
@@ -60,6 +83,7 @@ class Executor:
         store: AssetStore,
         outputs_bucket: str,
         provider: ImageProvider,
+        http: httpx.AsyncClient,
         publisher: EventPublisher,
         default_timeout: float,
         clock: Callable[[], datetime] = _now,
@@ -68,12 +92,23 @@ class Executor:
         self._store = store
         self._outputs_bucket = outputs_bucket
         self._provider = provider
+        self._http = http
         self._publisher = publisher
         self._default_timeout = default_timeout
         self._clock = clock
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._running: dict[str, set[asyncio.Future[NodeResult]]] = defaultdict(set)
+        self._canceled: OrderedDict[str, None] = OrderedDict()
+
+    async def on_cancel_requested(self, event: RunCancelRequested) -> None:
+        """Stop the run's steps running here and refuse its steps still to come."""
+        self._canceled[event.run_id] = None
+        while len(self._canceled) > CANCELED_MEMORY:
+            self._canceled.popitem(last=False)
+        for work in self._running.get(event.run_id, set()):
+            work.cancel()
 
     async def on_step_requested(self, step: StepRequested) -> None:
         self._in_flight += 1
@@ -90,10 +125,28 @@ class Executor:
 
     async def _run(self, step: StepRequested) -> None:
         started = self._clock()
-        try:
-            result = await asyncio.wait_for(
+        if step.run_id in self._canceled:
+            await self._failed(step, started, CANCELED)
+            return
+        await self._publisher.publish(
+            StepStarted(
+                run_id=step.run_id, node_id=step.node_id, attempt=step.attempt, started_at=started
+            )
+        )
+        work = asyncio.ensure_future(
+            asyncio.wait_for(
                 self._execute(step), timeout=step.timeout_seconds or self._default_timeout
             )
+        )
+        self._running[step.run_id].add(work)
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if not work.cancelled():
+                raise
+            log.info("run %s: step %s canceled while running", step.run_id, step.node_id)
+            await self._failed(step, started, CANCELED)
+            return
         except Exception as exc:
             failure = classify(exc)
             level = logging.ERROR if failure.code == "internal_error" else logging.INFO
@@ -106,17 +159,14 @@ class Executor:
                 failure.message,
                 exc_info=failure.code == "internal_error",
             )
-            await self._publisher.publish(
-                StepFailed(
-                    run_id=step.run_id,
-                    node_id=step.node_id,
-                    attempt=step.attempt,
-                    error=failure,
-                    started_at=started,
-                    finished_at=self._clock(),
-                )
-            )
+            await self._failed(step, started, failure)
             return
+        finally:
+            running = self._running.get(step.run_id)
+            if running is not None:
+                running.discard(work)
+                if not running:
+                    del self._running[step.run_id]
         await self._publisher.publish(
             StepSucceeded(
                 run_id=step.run_id,
@@ -124,6 +174,18 @@ class Executor:
                 attempt=step.attempt,
                 outputs=result.outputs,
                 assets=result.assets,
+                started_at=started,
+                finished_at=self._clock(),
+            )
+        )
+
+    async def _failed(self, step: StepRequested, started: datetime, failure: StepFailure) -> None:
+        await self._publisher.publish(
+            StepFailed(
+                run_id=step.run_id,
+                node_id=step.node_id,
+                attempt=step.attempt,
+                error=failure,
                 started_at=started,
                 finished_at=self._clock(),
             )
@@ -146,5 +208,6 @@ class Executor:
             store=self._store,
             outputs_bucket=self._outputs_bucket,
             provider=self._provider,
+            http=self._http,
         )
         return await handler(params, ctx)

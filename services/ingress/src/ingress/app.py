@@ -11,26 +11,24 @@ from bus.envelope import PoisonMessage, decode
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
 from bus.topics import Topic
-from contracts.events import RunEventData
-from contracts.run import RunStatus
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 from storage import mongo
 from storage.assets import AssetStore
+from storage.idempotency import IdempotencyKeys
 from storage.keys import ApiKeyRepository
 from storage.runs import RunRepository
+from storage.timers import TimerRepository
 from storage.workflows import WorkflowRepository
 
 from ingress import problems
+from ingress.hub import Hub
 from ingress.openapi_bodies import document_raw_bodies
-from ingress.routes import assets, health, runs, workflows
+from ingress.routes import assets, events, health, runs, webhooks, workflows
 from ingress.runtime import Runtime
 from ingress.settings import IngressSettings
-from ingress.waiters import Waiters
 
 log = logging.getLogger("ingress")
-
-TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
 
 
 def create_app(settings: IngressSettings) -> FastAPI:
@@ -40,19 +38,20 @@ def create_app(settings: IngressSettings) -> FastAPI:
         db = client[settings.mongodb_database]
         store = AssetStore(settings.s3_config())
         broker = make_broker(settings.kafka_bootstrap_servers, client_id="ingress")
-        waiters = Waiters()
+        hub = Hub()
 
-        # Every ingress instance sees every run event (no consumer group, newest only): the
-        # events only wake local waiters, the stored run stays the answer.
-        @broker.subscriber(Topic.RUN_EVENTS, group_id=None, auto_offset_reset="latest")
-        async def on_run_event(msg: KafkaMessage) -> None:
+        # Every ingress instance sees every run and step event (no consumer group, newest
+        # only): they only wake local listeners, the stored run stays the answer.
+        @broker.subscriber(
+            Topic.RUN_EVENTS, Topic.STEP_FINISHED, group_id=None, auto_offset_reset="latest"
+        )
+        async def on_event(msg: KafkaMessage) -> None:
             try:
                 envelope = decode(msg.headers, msg.body)
             except PoisonMessage as exc:
-                log.warning("ignoring undecodable run event: %s", exc)
+                log.warning("ignoring undecodable event: %s", exc)
                 return
-            if isinstance(envelope.data, RunEventData) and envelope.data.status in TERMINAL:
-                waiters.wake(envelope.data.run_id, envelope.data.status.value)
+            hub.publish(envelope)
 
         timeout = settings.startup_timeout_seconds
         await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)
@@ -71,7 +70,9 @@ def create_app(settings: IngressSettings) -> FastAPI:
             runs=RunRepository(db),
             workflows=WorkflowRepository(db),
             keys=ApiKeyRepository(db),
-            waiters=waiters,
+            hub=hub,
+            idempotency=IdempotencyKeys(db),
+            timers=TimerRepository(db, watchdog_seconds=settings.watchdog_seconds),
         )
         try:
             yield
@@ -89,6 +90,8 @@ def create_app(settings: IngressSettings) -> FastAPI:
     document_raw_bodies(app)
     app.include_router(workflows.router)
     app.include_router(runs.router)
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(assets.router)
     app.include_router(health.router)
     return app

@@ -12,14 +12,18 @@ from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 from runview import load_view, to_resource
 from storage.assets import AssetStore
+from storage.deliveries import DeliveryRepository
+from storage.idempotency import IdempotencyKeys
 from storage.keys import ApiKeyRepository
 from storage.mongo import Document
 from storage.runs import RunRecord, RunRepository
+from storage.tenants import TenantRepository
+from storage.timers import TimerRepository
 from storage.workflows import WorkflowRepository
 from workflow.definition import WorkflowDefinition
 
+from ingress.hub import Hub
 from ingress.settings import IngressSettings
-from ingress.waiters import Waiters
 
 
 @dataclass
@@ -32,8 +36,16 @@ class Runtime:
     runs: RunRepository
     workflows: WorkflowRepository
     keys: ApiKeyRepository
-    waiters: Waiters
+    hub: Hub
+    idempotency: IdempotencyKeys
+    timers: TimerRepository
     _definitions: dict[tuple[str, str, int], WorkflowDefinition] = field(default_factory=dict)
+    deliveries: DeliveryRepository = field(init=False)
+    tenants: TenantRepository = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deliveries = DeliveryRepository(self.db)
+        self.tenants = TenantRepository(self.db)
 
     async def definition(
         self, tenant_id: str, workflow_id: str, version: int

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from bus.settings import KafkaSettings
+from egress import EgressSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from storage.settings import MongoSettings, S3Settings
 
 
-class IngressSettings(KafkaSettings, MongoSettings, S3Settings):
+class IngressSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     ingress_host: str = "127.0.0.1"
@@ -15,5 +16,11 @@ class IngressSettings(KafkaSettings, MongoSettings, S3Settings):
     """The longest a run request waits for the run to end before answering 202."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=50 * 1_048_576, ge=1024)
+    idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    watchdog_seconds: float = Field(default=30, gt=0)
+    """When the orchestrator looks at a run again if nothing else moved it."""
+    sse_keepalive_seconds: float = Field(default=15, gt=0)
+    webhook_secret_grace_seconds: float = Field(default=24 * 3600, ge=0)
+    """How long a rotated-out webhook signing secret still signs deliveries."""
     startup_timeout_seconds: float = 15.0
     log_level: str = "INFO"

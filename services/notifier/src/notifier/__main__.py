@@ -7,13 +7,18 @@ import logging
 import sys
 
 from bus.startup import DependencyUnavailable
+from pydantic import ValidationError
 
 from notifier.app import create_app
 from notifier.settings import NotifierSettings
 
 
 def main() -> int:
-    settings = NotifierSettings()
+    try:
+        settings = NotifierSettings()
+    except ValidationError as exc:
+        print(f"notifier: invalid settings, refusing to start:\n{exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

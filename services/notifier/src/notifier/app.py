@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import secrets
+import socket
 from typing import TYPE_CHECKING, cast
 
+import egress
 from bus.broker import make_broker
 from bus.consumer import Dispatcher
 from bus.publisher import EventPublisher
@@ -13,9 +18,16 @@ from bus.topics import Topic
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 from storage import mongo
+from storage.assets import AssetStore
+from storage.deliveries import DeliveryRepository
 from storage.runs import RunRepository
+from storage.tenants import TenantRepository
+from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
+from notifier.render import RunRenderer
+from notifier.scheduler import Scheduler
+from notifier.sender import Sender
 from notifier.service import Notifier
 from notifier.settings import NotifierSettings
 
@@ -24,12 +36,42 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("notifier")
 
+USER_AGENT = "Sprello-Webhooks/1.0"
+
 
 def create_app(settings: NotifierSettings) -> FastStream:
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="notifier")
     client = mongo.connect(settings.mongodb_url, app_name="notifier")
     db = client[settings.mongodb_database]
-    notifier = Notifier(RunRepository(db))
+    runs = RunRepository(db)
+    deliveries = DeliveryRepository(db)
+    schedule = settings.retry_schedule()
+    http = egress.client(
+        settings.egress_policy(),
+        timeout=settings.notifier_attempt_timeout_seconds,
+        headers={"user-agent": USER_AGENT},
+    )
+    sender = Sender(
+        deliveries=deliveries,
+        runs=runs,
+        tenants=TenantRepository(db),
+        renderer=RunRenderer(
+            WorkflowRepository(db), AssetStore(settings.s3_config()), settings.s3_url_expiry
+        ),
+        http=http,
+        schedule=schedule,
+        timeout=settings.notifier_attempt_timeout_seconds,
+    )
+    scheduler = Scheduler(
+        deliveries,
+        sender.attempt,
+        owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",
+        lease=settings.lease,
+        poll_seconds=settings.notifier_poll_seconds,
+        concurrency=settings.notifier_concurrency,
+        host_concurrency=settings.notifier_host_concurrency,
+    )
+    notifier = Notifier(runs, deliveries, schedule, wake=scheduler.wake)
     publisher = EventPublisher(broker, source="/notifier")
     dispatcher = Dispatcher(
         {
@@ -51,6 +93,8 @@ def create_app(settings: NotifierSettings) -> FastStream:
             topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
         )
 
+    background: set[asyncio.Task[None]] = set()
+
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds
         await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)
@@ -58,7 +102,22 @@ def create_app(settings: NotifierSettings) -> FastStream:
             "Kafka", settings.kafka_bootstrap_servers, lambda: kafka_ready(broker), timeout
         )
 
+    async def start_scheduler() -> None:
+        background.add(asyncio.create_task(scheduler.run(), name="webhook-scheduler"))
+
+    async def stop_scheduler() -> None:
+        await scheduler.stop(grace=settings.notifier_attempt_timeout_seconds + 5)
+        for task in background:
+            task.cancel()
+
     async def close() -> None:
+        await http.aclose()
         await client.close()
 
-    return FastStream(broker, on_startup=[check_dependencies], after_shutdown=[close])
+    return FastStream(
+        broker,
+        on_startup=[check_dependencies],
+        after_startup=[start_scheduler],
+        on_shutdown=[stop_scheduler],
+        after_shutdown=[close],
+    )

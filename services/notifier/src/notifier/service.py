@@ -1,30 +1,77 @@
-"""Turning run lifecycle events into webhook deliveries.
-
-Signed, durable, retried delivery is the webhooks issue; until it lands the notifier consumes
-the public run events and says plainly, per run that asked for a webhook, that nothing is sent.
-"""
+"""Turning run lifecycle events into webhook deliveries (one per run and event type)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from contracts.events import RunEventData
+from contracts.run import RunStatus
+from storage.deliveries import Delivery, DeliveryRepository, DeliveryStatus, delivery_id
 from storage.runs import RunRepository
+
+from notifier.retries import RetrySchedule
 
 log = logging.getLogger("notifier")
 
+EVENT_OF_STATUS = {
+    RunStatus.RUNNING: "started",
+    RunStatus.COMPLETED: "completed",
+    RunStatus.FAILED: "failed",
+    RunStatus.CANCELED: "canceled",
+}
+DEFAULT_EVENTS = ("completed", "failed", "canceled")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
 
 class Notifier:
-    def __init__(self, runs: RunRepository) -> None:
+    def __init__(
+        self,
+        runs: RunRepository,
+        deliveries: DeliveryRepository,
+        schedule: RetrySchedule,
+        *,
+        wake: Callable[[], None],
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         self._runs = runs
+        self._deliveries = deliveries
+        self._schedule = schedule
+        self._wake = wake
+        self._rng = rng or random.Random()
+        self._clock = clock
 
     async def on_run_event(self, event: RunEventData) -> None:
-        record = await self._runs.get(event.run_id)
-        if record is None or record.webhook_json is None:
+        """Store the delivery the event asks for; a duplicate event finds it stored."""
+        name = EVENT_OF_STATUS.get(event.status)
+        record = await self._runs.get(event.run_id) if name else None
+        if name is None or record is None or record.webhook_json is None:
             return
-        log.warning(
-            "run %s: a webhook was requested but delivery is not implemented yet; "
-            "poll GET /v1/runs/%s instead",
-            event.run_id,
-            event.run_id,
+        hook = json.loads(record.webhook_json)
+        selected = hook.get("events")
+        if name not in (DEFAULT_EVENTS if selected is None else selected):
+            return
+        now = self._clock()
+        occurred = (event.started_at if name == "started" else event.completed_at) or now
+        first = self._schedule.delay(0, self._rng) or 0.0
+        delivery = Delivery(
+            delivery_id=delivery_id(event.run_id, name),
+            run_id=event.run_id,
+            tenant_id=record.tenant_id,
+            event=name,
+            url=hook["url"],
+            status=DeliveryStatus.PENDING,
+            created_at=now,
+            occurred_at=occurred,
+            next_attempt_at=now + timedelta(seconds=first),
         )
+        if await self._deliveries.create(delivery):
+            log.info("run %s: webhook run.%s scheduled to %s", event.run_id, name, hook["url"])
+        self._wake()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, cast
 
@@ -14,12 +15,15 @@ from bus.topics import Topic
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 from storage import mongo
+from storage.idempotency import IdempotencyKeys
 from storage.runs import RunRepository
+from storage.timers import TimerRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
-from orchestrator.service import Orchestrator
+from orchestrator.service import Orchestrator, Policy
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.sweeper import Sweeper
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -32,13 +36,32 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
     client = mongo.connect(settings.mongodb_url, app_name="orchestrator")
     db = client[settings.mongodb_database]
     publisher = EventPublisher(broker, source="/orchestrator")
-    service = Orchestrator(RunRepository(db), WorkflowRepository(db), publisher)
+    timers = TimerRepository(db, watchdog_seconds=settings.watchdog_seconds)
+    service = Orchestrator(
+        RunRepository(db),
+        WorkflowRepository(db),
+        timers,
+        publisher,
+        Policy(
+            default_step_timeout=settings.default_step_timeout_seconds,
+            max_depth=settings.max_chain_depth,
+        ),
+    )
+    sweeper = Sweeper(
+        timers,
+        IdempotencyKeys(db),
+        publisher,
+        interval=settings.sweep_interval_seconds,
+        lease=settings.timer_lease_seconds,
+    )
+    background: set[asyncio.Task[None]] = set()
     dispatcher = Dispatcher(
         {
             ev.RunRequested: service.on_run_requested,
             ev.StepSucceeded: service.on_step_succeeded,
             ev.StepFailed: service.on_step_failed,
             ev.RunCancelRequested: service.on_cancel_requested,
+            ev.TimerFired: service.on_timer_fired,
         },
         publisher,
     )
@@ -51,6 +74,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         Topic.RUN_REQUESTED,
         Topic.STEP_FINISHED,
         Topic.RUN_CANCEL,
+        Topic.RUN_TIMERS,
         group_id=settings.orchestrator_group_id,
         partition_assignment_strategy=(RangePartitionAssignor,),
         auto_offset_reset="earliest",
@@ -70,7 +94,21 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
             "Kafka", settings.kafka_bootstrap_servers, lambda: kafka_ready(broker), timeout
         )
 
+    async def start_sweeper() -> None:
+        background.add(asyncio.create_task(sweeper.run_forever(), name="sweeper"))
+
+    async def stop_sweeper() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+
     async def close() -> None:
         await client.close()
 
-    return FastStream(broker, on_startup=[check_dependencies], after_shutdown=[close])
+    return FastStream(
+        broker,
+        on_startup=[check_dependencies],
+        after_startup=[start_sweeper],
+        on_shutdown=[stop_sweeper],
+        after_shutdown=[close],
+    )

@@ -1,41 +1,107 @@
-"""Messages a decision produced, stored with the revision that made them.
+"""What a decision must do beyond its state change, stored with the revision that decided it.
 
-Storing them in the same write that claims the revision means a crash between that write and
-the publish loses nothing: the next event of the run (or the sweeper) re-publishes them with
-the same CloudEvents id, and consumers treat a repeated id as a duplicate.
+Storing the actions in the same write that claims the revision means a crash between that
+write and carrying them out loses nothing: the next event of the run, or its watchdog,
+carries them out again. Each action is idempotent: events keep their CloudEvents id (consumers
+treat a repeated id as a duplicate), timers keep their id, a child run keeps its id.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from contracts.events import BY_TYPE, EventData
 
 
 @dataclass(frozen=True)
-class OutboxMessage:
+class Publish:
     event_id: str
     event: EventData
 
 
-def dump(messages: list[OutboxMessage]) -> str:
-    return json.dumps(
-        [
-            {
-                "id": m.event_id,
-                "type": m.event.event_type,
-                "data": m.event.model_dump(mode="json", by_alias=True),
-            }
-            for m in messages
-        ]
-    )
+@dataclass(frozen=True)
+class Schedule:
+    kind: str
+    node_id: str | None
+    attempt: int | None
+    due_at: datetime
 
 
-def load(raw: str) -> list[OutboxMessage]:
-    items: list[dict[str, Any]] = json.loads(raw)
-    return [
-        OutboxMessage(event_id=i["id"], event=BY_TYPE[i["type"]].model_validate(i["data"]))
-        for i in items
-    ]
+@dataclass(frozen=True)
+class StartChild:
+    node_id: str
+    attempt: int
+    child_run_id: str
+    workflow_id: str
+    version: int | None
+    inputs: dict[str, Any]
+    depth: int
+
+
+Action = Publish | Schedule | StartChild
+
+
+def dump(actions: list[Action]) -> str:
+    items: list[dict[str, Any]] = []
+    for a in actions:
+        if isinstance(a, Publish):
+            items.append(
+                {
+                    "op": "publish",
+                    "id": a.event_id,
+                    "type": a.event.event_type,
+                    "data": a.event.model_dump(mode="json", by_alias=True),
+                }
+            )
+        elif isinstance(a, Schedule):
+            items.append(
+                {
+                    "op": "timer",
+                    "kind": a.kind,
+                    "nodeId": a.node_id,
+                    "attempt": a.attempt,
+                    "dueAt": a.due_at.isoformat(),
+                }
+            )
+        else:
+            items.append(
+                {
+                    "op": "start_child",
+                    "nodeId": a.node_id,
+                    "attempt": a.attempt,
+                    "childRunId": a.child_run_id,
+                    "workflowId": a.workflow_id,
+                    "version": a.version,
+                    "inputs": a.inputs,
+                    "depth": a.depth,
+                }
+            )
+    return json.dumps(items)
+
+
+def load(raw: str) -> list[Action]:
+    actions: list[Action] = []
+    for i in json.loads(raw):
+        op = i.get("op", "publish")
+        if op == "publish":
+            actions.append(Publish(i["id"], BY_TYPE[i["type"]].model_validate(i["data"])))
+        elif op == "timer":
+            actions.append(
+                Schedule(i["kind"], i["nodeId"], i["attempt"], datetime.fromisoformat(i["dueAt"]))
+            )
+        else:
+            actions.append(
+                StartChild(
+                    i["nodeId"],
+                    i["attempt"],
+                    i["childRunId"],
+                    i["workflowId"],
+                    i["version"],
+                    i["inputs"],
+                    i["depth"],
+                )
+            )
+    return actions

@@ -1,34 +1,49 @@
-"""The orchestrator's application layer: load a run, let the domain decide, store, publish.
+"""The orchestrator's application layer: load a run, let the domain decide, store, act.
 
 Every handler is idempotent. The domain returns an unchanged state (same revision) for a
-duplicate or stale event; the write is a compare-and-set on the revision; messages go out
-through the run's outbox.
+duplicate or stale event; each change claims the next revision of the run together with the
+actions it decided (its outbox), which are then carried out and marked done.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bus.envelope import new_traceparent
 from bus.publisher import EventPublisher
-from runview import load_view, to_event_data
+from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
+from runview import RunView, load_view, to_event_data
 from storage.runs import RunRecord, RunRepository
+from storage.timers import WATCHDOG, TimerRecord, TimerRepository
 from storage.workflows import WorkflowRepository
 from workflow.definition import WorkflowDefinition
 from workflow.run import (
+    CancelChildRun,
     Decision,
     DispatchStep,
+    NotifyParent,
     PublishRunEvent,
     RunState,
+    ScheduleTimer,
+    StartChildRun,
     StepError,
+    Timer,
     cancel_run,
+    new_run_state,
     start_run,
     step_failed,
     step_succeeded,
+    timer_fired,
 )
+from workflow.state import RunStatus, is_terminal
+from workflow.validation import validate_inputs
 
 from contracts import events as ev
 from orchestrator import outbox
@@ -36,7 +51,6 @@ from orchestrator import outbox
 log = logging.getLogger("orchestrator")
 
 Decide = Callable[[WorkflowDefinition, RunState], Decision]
-Patch = Callable[[RunState], RunState]
 
 RUN_EVENT_OF_KIND: dict[str, type[ev.RunEventData]] = {
     "started": ev.RunStarted,
@@ -52,32 +66,63 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _jitter() -> float:
+    return random.uniform(0.8, 1.2)
+
+
+@dataclass(frozen=True)
+class Policy:
+    default_step_timeout: float = 900
+    max_depth: int = 5
+
+
 class Orchestrator:
     def __init__(
         self,
         runs: RunRepository,
         workflows: WorkflowRepository,
+        timers: TimerRepository,
         publisher: EventPublisher,
+        policy: Policy = Policy(),
         clock: Callable[[], datetime] = _now,
+        jitter: Callable[[], float] = _jitter,
     ) -> None:
         self._runs = runs
         self._workflows = workflows
+        self._timers = timers
         self._publisher = publisher
+        self._policy = policy
         self._clock = clock
+        self._jitter = jitter
         self._definitions: dict[tuple[str, str, int], WorkflowDefinition] = {}
 
     async def on_run_requested(self, event: ev.RunRequested) -> None:
-        await self._apply(event.run_id, lambda d, s: start_run(d, s, self._clock()))
+        p = self._policy
+        await self._apply(
+            event.run_id,
+            lambda d, s: start_run(
+                d,
+                s,
+                self._clock(),
+                max_depth=p.max_depth,
+                default_step_timeout=p.default_step_timeout,
+            ),
+        )
 
     async def on_step_succeeded(self, event: ev.StepSucceeded) -> None:
-        assets = {a.ref: a for a in event.assets}
         await self._apply(
             event.run_id,
             lambda d, s: step_succeeded(
-                d, s, event.node_id, event.attempt, event.outputs, self._clock()
+                d,
+                s,
+                event.node_id,
+                event.attempt,
+                event.outputs,
+                self._clock(),
+                default_step_timeout=self._policy.default_step_timeout,
             ),
             timing=(event.node_id, event.started_at),
-            assets=assets,
+            assets={a.ref: a for a in event.assets},
         )
 
     async def on_step_failed(self, event: ev.StepFailed) -> None:
@@ -86,19 +131,51 @@ class Orchestrator:
         )
         await self._apply(
             event.run_id,
-            lambda d, s: step_failed(d, s, event.node_id, event.attempt, error, self._clock()),
+            lambda d, s: step_failed(
+                d,
+                s,
+                event.node_id,
+                event.attempt,
+                error,
+                self._clock(),
+                jitter=self._jitter(),
+                default_step_timeout=self._policy.default_step_timeout,
+            ),
             timing=(event.node_id, event.started_at),
         )
 
     async def on_cancel_requested(self, event: ev.RunCancelRequested) -> None:
         await self._apply(event.run_id, lambda _d, s: cancel_run(s, self._clock()))
 
-    async def _definition(self, record: RunRecord) -> WorkflowDefinition:
-        key = (record.tenant_id, record.workflow_id, record.workflow_version)
+    async def on_timer_fired(self, event: ev.TimerFired) -> None:
+        try:
+            timer = Timer(kind=event.kind, node_id=event.node_id, attempt=event.attempt)
+        except ValidationError:
+            log.error("run %s: timer of unknown kind %r ignored", event.run_id, event.kind)
+            return
+        record = await self._apply(
+            event.run_id,
+            lambda d, s: timer_fired(
+                d,
+                s,
+                timer,
+                self._clock(),
+                jitter=self._jitter(),
+                default_step_timeout=self._policy.default_step_timeout,
+            ),
+        )
+        still_going = record is not None and not is_terminal(RunStatus(record.status))
+        if event.kind == WATCHDOG and record is not None and still_going:
+            await self._timers.arm_watchdog(record.run_id, self._clock())
+
+    async def _definition(
+        self, tenant_id: str, workflow_id: str, version: int
+    ) -> WorkflowDefinition:
+        key = (tenant_id, workflow_id, version)
         if key not in self._definitions:
             wf = await self._workflows.get(*key)
             if wf is None:
-                raise LookupError(f"run {record.run_id}: workflow {key} is missing")
+                raise LookupError(f"workflow {key} is missing")
             self._definitions[key] = WorkflowDefinition.model_validate_json(wf.definition_json)
         return self._definitions[key]
 
@@ -109,19 +186,21 @@ class Orchestrator:
         *,
         timing: tuple[str, datetime] | None = None,
         assets: dict[str, ev.AssetInfo] | None = None,
-    ) -> None:
+    ) -> RunRecord | None:
         record = await self._runs.get(run_id)
         if record is None:
             log.error("run %s: event for a run that does not exist; ignored", run_id)
-            return
+            return None
         record = await self._runs.catch_up(record)
         for _ in range(MAX_CONFLICT_RETRIES):
-            defn = await self._definition(record)
+            defn = await self._definition(
+                record.tenant_id, record.workflow_id, record.workflow_version
+            )
             state = RunState.model_validate_json(record.state_json)
             decision = decide(defn, state)
             if decision.state.revision == state.revision:
                 await self._flush(record)
-                return
+                return record
             new_state = decision.state
             if timing is not None and timing[0] in new_state.steps:
                 node_id, started_at = timing
@@ -130,10 +209,10 @@ class Orchestrator:
                     update={"steps": {**new_state.steps, node_id: step}}
                 )
             updated = self._record_for(record, new_state, assets)
-            messages = outbox.dump(self._messages(updated, decision))
-            if await self._runs.commit(updated, outbox_json=messages):
-                await self._publish(updated, outbox.load(messages))
-                return
+            actions = self._actions(updated, decision)
+            if await self._runs.commit(updated, outbox_json=outbox.dump(actions)):
+                await self._carry_out(updated, actions)
+                return updated
             log.info(
                 "run %s: revision %d was claimed meanwhile; deciding again",
                 run_id,
@@ -157,40 +236,194 @@ class Orchestrator:
             completed_at=state.completed_at,
         )
 
-    def _messages(self, record: RunRecord, decision: Decision) -> list[outbox.OutboxMessage]:
-        messages: list[outbox.OutboxMessage] = []
+    def _actions(self, record: RunRecord, decision: Decision) -> list[outbox.Action]:
+        actions: list[outbox.Action] = []
         view = load_view(record)
         for i, effect in enumerate(decision.effects):
             event_id = f"{record.run_id}:{record.revision}:{i}"
-            event: ev.EventData
             if isinstance(effect, DispatchStep):
-                event = ev.StepRequested(
-                    run_id=record.run_id,
-                    tenant_id=record.tenant_id,
-                    node_id=effect.node_id,
-                    node_type=effect.node_type,
-                    attempt=effect.attempt,
-                    params=effect.params,
-                    timeout_seconds=effect.timeout_seconds,
+                actions.append(
+                    outbox.Publish(
+                        event_id,
+                        ev.StepRequested(
+                            run_id=record.run_id,
+                            tenant_id=record.tenant_id,
+                            node_id=effect.node_id,
+                            node_type=effect.node_type,
+                            attempt=effect.attempt,
+                            params=effect.params,
+                            timeout_seconds=effect.timeout_seconds,
+                        ),
+                    )
                 )
             elif isinstance(effect, PublishRunEvent):
                 data = to_event_data(view).model_dump()
-                event = RUN_EVENT_OF_KIND[effect.kind].model_validate(data)
+                actions.append(
+                    outbox.Publish(event_id, RUN_EVENT_OF_KIND[effect.kind].model_validate(data))
+                )
+            elif isinstance(effect, ScheduleTimer):
+                actions.append(
+                    outbox.Schedule(effect.kind, effect.node_id, effect.attempt, effect.due_at)
+                )
+            elif isinstance(effect, StartChildRun):
+                actions.append(
+                    outbox.StartChild(
+                        node_id=effect.node_id,
+                        attempt=effect.attempt,
+                        child_run_id=effect.child_run_id,
+                        workflow_id=effect.workflow_id,
+                        version=effect.version,
+                        inputs=dict(effect.inputs),
+                        depth=effect.depth,
+                    )
+                )
+            elif isinstance(effect, CancelChildRun):
+                actions.append(
+                    outbox.Publish(
+                        event_id,
+                        ev.RunCancelRequested(
+                            run_id=effect.child_run_id,
+                            tenant_id=record.tenant_id,
+                            requested_at=self._clock(),
+                        ),
+                    )
+                )
+            elif isinstance(effect, NotifyParent):
+                actions.append(outbox.Publish(event_id, self._parent_event(view, effect)))
             else:  # pragma: no cover - the domain's effect union is closed
                 raise TypeError(f"unknown effect {effect!r}")
-            messages.append(outbox.OutboxMessage(event_id=event_id, event=event))
-        return messages
+        return actions
+
+    def _parent_event(self, view: RunView, effect: NotifyParent) -> ev.EventData:
+        """A finished child run answers its parent's `workflow.run` step like an executor."""
+        state = view.state
+        now = self._clock()
+        started = state.started_at or now
+        if effect.status is RunStatus.COMPLETED:
+            outputs = dict(effect.outputs or {})
+            refs = {v for v in _strings(outputs) if v in view.assets}
+            return ev.StepSucceeded(
+                run_id=effect.parent_run_id,
+                node_id=effect.parent_node_id,
+                attempt=effect.parent_attempt,
+                outputs=outputs,
+                assets=[view.assets[r] for r in sorted(refs)],
+                started_at=started,
+                finished_at=state.completed_at or now,
+            )
+        reason = effect.error.message if effect.error else effect.status.value
+        return ev.StepFailed(
+            run_id=effect.parent_run_id,
+            node_id=effect.parent_node_id,
+            attempt=effect.parent_attempt,
+            error=ev.StepFailure(
+                code=f"child_{effect.status.value}",
+                message=f"child run {view.record.run_id} {effect.status.value}: {reason}",
+            ),
+            started_at=started,
+            finished_at=state.completed_at or now,
+        )
 
     async def _flush(self, record: RunRecord) -> None:
-        """Publish what the run's current revision decided, if Kafka never acknowledged it."""
+        """Carry out what the run's current revision decided, if that never completed."""
         claimed = await self._runs.revision(record.run_id, record.revision)
         if claimed is not None and not claimed.published:
-            await self._publish(record, outbox.load(claimed.outbox_json))
+            await self._carry_out(record, outbox.load(claimed.outbox_json))
 
-    async def _publish(self, record: RunRecord, messages: list[outbox.OutboxMessage]) -> None:
+    async def _carry_out(self, record: RunRecord, actions: list[outbox.Action]) -> None:
         traceparent = new_traceparent(record.trace_id)
-        for message in messages:
-            await self._publisher.publish(
-                message.event, event_id=message.event_id, traceparent=traceparent
-            )
+        for action in actions:
+            if isinstance(action, outbox.Publish):
+                await self._publisher.publish(
+                    action.event, event_id=action.event_id, traceparent=traceparent
+                )
+            elif isinstance(action, outbox.Schedule):
+                await self._timers.schedule(
+                    TimerRecord(
+                        record.run_id, action.kind, action.node_id, action.attempt, action.due_at
+                    )
+                )
+            else:
+                await self._start_child(record, action, traceparent)
         await self._runs.mark_published(record.run_id, record.revision)
+
+    async def _start_child(
+        self, parent: RunRecord, action: outbox.StartChild, traceparent: str
+    ) -> None:
+        now = self._clock()
+        workflow = (
+            await self._workflows.get(parent.tenant_id, action.workflow_id, action.version)
+            if action.version is not None
+            else await self._workflows.latest(parent.tenant_id, action.workflow_id)
+        )
+        problem: str | None = None
+        if workflow is None:
+            which = f" version {action.version}" if action.version is not None else ""
+            problem = f"workflow {action.workflow_id!r}{which} does not exist"
+        else:
+            defn = await self._definition(parent.tenant_id, workflow.workflow_id, workflow.version)
+            problems = validate_inputs(defn.input_schema, action.inputs)
+            if problems:
+                problem = "child inputs invalid: " + "; ".join(
+                    f"{p.path}: {p.message}" for p in problems
+                )
+        if problem is not None or workflow is None:
+            await self._publisher.publish(
+                ev.StepFailed(
+                    run_id=parent.run_id,
+                    node_id=action.node_id,
+                    attempt=action.attempt,
+                    error=ev.StepFailure(code="invalid_child", message=problem or "unknown"),
+                    started_at=now,
+                    finished_at=now,
+                ),
+                event_id=f"{action.child_run_id}:rejected",
+                traceparent=traceparent,
+            )
+            return
+        state = new_run_state(
+            action.child_run_id,
+            defn,
+            action.inputs,
+            parent_run_id=parent.run_id,
+            parent_node_id=action.node_id,
+            parent_attempt=action.attempt,
+            depth=action.depth,
+        )
+        child = RunRecord(
+            run_id=action.child_run_id,
+            tenant_id=parent.tenant_id,
+            workflow_id=workflow.workflow_id,
+            workflow_version=workflow.version,
+            status=state.status.value,
+            revision=state.revision,
+            created_at=now,
+            state_json=state.model_dump_json(),
+            trace_id=parent.trace_id or secrets.token_hex(16),
+        )
+        try:
+            await self._runs.create(child)
+            await self._timers.arm_watchdog(child.run_id, now)
+        except DuplicateKeyError:
+            pass  # created by an earlier attempt at this same action
+        await self._publisher.publish(
+            ev.RunRequested(
+                run_id=child.run_id,
+                tenant_id=child.tenant_id,
+                workflow_id=child.workflow_id,
+                workflow_version=child.workflow_version,
+                requested_at=now,
+            ),
+            event_id=f"{child.run_id}:requested",
+            traceparent=traceparent,
+        )
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []

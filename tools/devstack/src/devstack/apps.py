@@ -39,6 +39,9 @@ def service_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(envfile.read_env_file(settings.env_file))
     env.setdefault("INGRESS_PORT", str(INGRESS_PORT))
+    # A local stack delivers webhooks to receivers on this machine (plain http, loopback).
+    env.setdefault("EGRESS_ALLOW", "loopback")
+    env.setdefault("EGRESS_ALLOW_HTTP", "true")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

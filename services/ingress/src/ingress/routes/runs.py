@@ -1,20 +1,21 @@
-"""Starting runs, waiting for them, and reading them."""
+"""Starting runs, waiting for them, reading them and cancelling them."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import hashlib
 import json
 import logging
 import secrets
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from contracts.api import ProblemItem, RunList, RunRequest
-from contracts.events import RunRequested
+from contracts.events import RunCancelRequested, RunRequested
 from contracts.run import RunResource, RunStatus
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pymongo.errors import DuplicateKeyError
+from storage.idempotency import IdempotencyRecord
 from storage.ids import time_ordered_id
 from storage.runs import RunRecord
 from workflow.run import new_run_state
@@ -24,13 +25,18 @@ from workflow.validation import validate_inputs
 
 from ingress.auth import TenantId
 from ingress.body import parse, read_json
-from ingress.prefer import parse_prefer
+from ingress.hub import wait_for_end
+from ingress.prefer import Preference, parse_prefer
 from ingress.problems import ProblemError
+from ingress.routes.webhooks import check_webhook_target
 from ingress.routes.workflows import WorkflowIdPath
 from ingress.runtime import Runtime, RuntimeDep
 
 log = logging.getLogger("ingress.runs")
 router = APIRouter(tags=["runs"])
+
+RunIdPath = Annotated[str, Path(pattern=r"^run_[0-9a-f]{28}$")]
+CANCEL_WAIT_SECONDS = 5.0
 
 
 def _run_response(resource: RunResource, *, finished: bool, applied: str | None) -> JSONResponse:
@@ -44,18 +50,49 @@ def _run_response(resource: RunResource, *, finished: bool, applied: str | None)
     )
 
 
+def _body_hash(workflow_id: str, raw: Any) -> str:
+    canonical = json.dumps([workflow_id, raw], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _timeout(body: RunRequest, cancel_after: str | None) -> float | None:
+    if cancel_after is None:
+        return body.timeout_seconds
+    try:
+        seconds = float(cancel_after.rstrip("s"))
+    except ValueError:
+        seconds = -1
+    if not 0 < seconds <= 7 * 24 * 3600:
+        raise ProblemError(
+            422,
+            "Cancel-After must be a number of seconds between 0 and 604800",
+            kind="invalid-request",
+            errors=[ProblemItem(path="/headers/Cancel-After", message="invalid duration")],
+        )
+    return seconds
+
+
 @router.post(
     "/v1/workflows/{workflow_id}/run",
     response_model=RunResource,
     responses={202: {"model": RunResource, "description": "Still running; see Location"}},
 )
 async def run_workflow(
-    workflow_id: WorkflowIdPath, request: Request, tenant_id: TenantId, runtime: RuntimeDep
+    workflow_id: WorkflowIdPath,
+    request: Request,
+    tenant_id: TenantId,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    cancel_after: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Start a run. Waits for its end (up to the server maximum, or `Prefer: wait=N`) and answers
     200 with the finished run, else 202 with the run so far and `Location`.
-    `Prefer: respond-async` answers 202 at once."""
-    body = parse(RunRequest, await read_json(request, runtime.settings.max_body_bytes))
+    `Prefer: respond-async` answers 202 at once. The same `Idempotency-Key` with the same body
+    returns the same run; with another body it is a 422. `Cancel-After: <seconds>` (or
+    `timeoutSeconds` in the body) fails the run when it runs longer."""
+    raw = await read_json(request, runtime.settings.max_body_bytes)
+    body = parse(RunRequest, raw)
+    timeout_seconds = _timeout(body, cancel_after)
     workflow = (
         await runtime.workflows.get(tenant_id, workflow_id, body.version)
         if body.version is not None
@@ -73,9 +110,32 @@ async def run_workflow(
             kind="invalid-inputs",
             errors=[ProblemItem(path=p.path, message=p.message) for p in problems],
         )
+    if body.webhook is not None:
+        await check_webhook_target(str(body.webhook), runtime.settings.egress_policy())
 
+    now = datetime.now(UTC)
     run_id = time_ordered_id("run")
-    state = new_run_state(run_id, defn, body.inputs)
+    if idempotency_key is not None:
+        claimed = await runtime.idempotency.claim(
+            IdempotencyRecord(
+                tenant_id=tenant_id,
+                key=idempotency_key,
+                body_hash=_body_hash(workflow_id, raw),
+                run_id=run_id,
+                expires_at=now + timedelta(seconds=runtime.settings.idempotency_ttl_seconds),
+            ),
+            now=now,
+        )
+        if claimed.body_hash != _body_hash(workflow_id, raw):
+            raise ProblemError(
+                422,
+                f"Idempotency-Key {idempotency_key!r} was used with a different request body "
+                f"(run {claimed.run_id}); use a new key for a new request",
+                kind="idempotency-conflict",
+            )
+        run_id = claimed.run_id
+
+    state = new_run_state(run_id, defn, body.inputs, timeout_seconds=timeout_seconds)
     record = RunRecord(
         run_id=run_id,
         tenant_id=tenant_id,
@@ -83,7 +143,7 @@ async def run_workflow(
         workflow_version=workflow.version,
         status=state.status.value,
         revision=state.revision,
-        created_at=datetime.now(UTC),
+        created_at=now,
         state_json=state.model_dump_json(),
         metadata_json=json.dumps(body.metadata),
         trace_id=secrets.token_hex(16),
@@ -92,29 +152,32 @@ async def run_workflow(
         else None,
     )
     prefer = parse_prefer(request.headers.getlist("prefer"))
-    waiter = None if prefer.respond_async else runtime.waiters.register(run_id)
-    try:
-        await runtime.runs.create(record)
-        await runtime.publisher.publish(
-            RunRequested(
-                run_id=run_id,
-                tenant_id=tenant_id,
-                workflow_id=workflow_id,
-                workflow_version=workflow.version,
-                requested_at=record.created_at,
+    with runtime.hub.listen(run_id) as events:
+        try:
+            await runtime.runs.create(record)
+            await runtime.timers.arm_watchdog(run_id, now)
+            await runtime.publisher.publish(
+                RunRequested(
+                    run_id=run_id,
+                    tenant_id=tenant_id,
+                    workflow_id=workflow_id,
+                    workflow_version=workflow.version,
+                    requested_at=now,
+                )
             )
-        )
-        if waiter is None:
-            return _run_response(
-                await runtime.render(record), finished=False, applied="respond-async"
-            )
-        limit = runtime.settings.max_wait_seconds
-        timeout = min(prefer.wait, limit) if prefer.wait is not None else limit
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(waiter), timeout=timeout)
-    finally:
-        if waiter is not None:
-            runtime.waiters.discard(run_id, waiter)
+        except DuplicateKeyError:
+            log.info("run %s: repeated idempotent request joins the existing run", run_id)
+        return await _answer(runtime, run_id, prefer, events)
+
+
+async def _answer(runtime: Runtime, run_id: str, prefer: Preference, events: Any) -> JSONResponse:
+    if prefer.respond_async:
+        return await _current(runtime, run_id, applied="respond-async")
+    limit = runtime.settings.max_wait_seconds
+    timeout = min(prefer.wait, limit) if prefer.wait is not None else limit
+    current = await runtime.runs.get(run_id)
+    if current is None or not is_terminal(DomainStatus(current.status)):
+        await wait_for_end(events, timeout)
     return await _current(runtime, run_id, applied=f"wait={timeout:g}" if prefer.wait else None)
 
 
@@ -126,9 +189,6 @@ async def _current(runtime: Runtime, run_id: str, *, applied: str | None) -> JSO
     return _run_response(await runtime.render(stored), finished=finished, applied=applied)
 
 
-RunIdPath = Annotated[str, Path(pattern=r"^run_[0-9a-f]{28}$")]
-
-
 @router.get("/v1/runs/{run_id}", response_model=RunResource, response_model_by_alias=True)
 async def get_run(run_id: RunIdPath, tenant_id: TenantId, runtime: RuntimeDep) -> RunResource:
     record = await runtime.runs.get_for_tenant(run_id, tenant_id)
@@ -137,11 +197,41 @@ async def get_run(run_id: RunIdPath, tenant_id: TenantId, runtime: RuntimeDep) -
     return await runtime.render(record)
 
 
+@router.post(
+    "/v1/runs/{run_id}/cancel",
+    response_model=RunResource,
+    responses={
+        202: {"model": RunResource, "description": "Cancel requested; not yet confirmed"},
+        409: {"description": "The run already completed or failed"},
+    },
+)
+async def cancel_run(run_id: RunIdPath, tenant_id: TenantId, runtime: RuntimeDep) -> JSONResponse:
+    """Cancel a queued or running run: running steps are told to stop and pending ones never
+    start. Cancelling a canceled run returns it again; a completed or failed run is a 409."""
+    record = await runtime.runs.get_for_tenant(run_id, tenant_id)
+    if record is None:
+        raise ProblemError(404, f"no run {run_id!r}", kind="not-found")
+    status = RunStatus(record.status)
+    if status in (RunStatus.COMPLETED, RunStatus.FAILED):
+        raise ProblemError(
+            409,
+            f"run {run_id} already {status.value}; there is nothing to cancel",
+            kind="run-finished",
+        )
+    if status is RunStatus.CANCELED:
+        return await _current(runtime, run_id, applied=None)
+    with runtime.hub.listen(run_id) as events:
+        await runtime.publisher.publish(
+            RunCancelRequested(run_id=run_id, tenant_id=tenant_id, requested_at=datetime.now(UTC))
+        )
+        await wait_for_end(events, CANCEL_WAIT_SECONDS)
+    return await _current(runtime, run_id, applied=None)
+
+
 @router.get("/v1/runs", response_model=RunList, response_model_by_alias=True)
 async def list_runs(
     tenant_id: TenantId,
     runtime: RuntimeDep,
-    response: Response,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
     status: RunStatus | None = None,
     cursor: Annotated[str | None, Query(pattern=r"^run_[0-9a-f]{28}$")] = None,

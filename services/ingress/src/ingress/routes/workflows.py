@@ -9,15 +9,17 @@ from typing import Annotated
 from contracts.api import ProblemItem, WorkflowList, WorkflowResource
 from fastapi import APIRouter, Path, Request, Response
 from storage.workflows import WorkflowRecord
-from workflow.definition import canonical_json, definition_hash
-from workflow.validation import parse_definition
+from workflow.definition import WorkflowDefinition, canonical_json, definition_hash
+from workflow.validation import Problem, chain_references, find_chain_cycles, parse_definition
 
 from ingress.auth import TenantId
 from ingress.body import read_json
 from ingress.problems import ProblemError
-from ingress.runtime import RuntimeDep
+from ingress.runtime import Runtime, RuntimeDep
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+
+MAX_CHAIN_FETCH = 200
 
 WorkflowIdPath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", description="Your name for it.")
@@ -56,6 +58,8 @@ async def register_workflow(
     if not isinstance(raw, dict):
         raise ProblemError(422, "the definition must be a JSON object", kind="invalid-definition")
     defn, problems = parse_definition(raw)
+    if defn is not None and not problems:
+        problems = await _chain_problems(runtime, tenant_id, workflow_id, defn)
     if defn is None or problems:
         raise ProblemError(
             422,
@@ -74,6 +78,33 @@ async def register_workflow(
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/workflows/{workflow_id}/versions/{record.version}"
     return resource(record)
+
+
+async def _chain_problems(
+    runtime: Runtime, tenant_id: str, workflow_id: str, defn: WorkflowDefinition
+) -> list[Problem]:
+    """Fetch every workflow this one chains to, transitively, and look for a loop back."""
+    lookup: dict[tuple[str, int | None], WorkflowDefinition] = {}
+    pending = list(chain_references(defn))
+    while pending and len(lookup) < MAX_CHAIN_FETCH:
+        ref = pending.pop()
+        if ref in lookup:
+            continue
+        target_id, version = ref
+        if target_id == workflow_id and version is None:
+            lookup[ref] = defn
+            continue
+        record = (
+            await runtime.workflows.get(tenant_id, target_id, version)
+            if version is not None
+            else await runtime.workflows.latest(tenant_id, target_id)
+        )
+        if record is None:
+            continue
+        found = await runtime.definition(tenant_id, target_id, record.version)
+        lookup[ref] = found
+        pending.extend(chain_references(found))
+    return find_chain_cycles(workflow_id, defn, lookup)
 
 
 @router.get("", response_model=WorkflowList, response_model_by_alias=True)
