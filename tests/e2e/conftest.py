@@ -79,6 +79,8 @@ def system(stack: Endpoints) -> Iterator[System]:
             "MAX_WAIT_SECONDS": "60",
             "MAX_BODY_BYTES": "65536",
             "EXECUTOR_CONCURRENCY": "4",
+            # Runs whose messages are lost are looked at again after 2 s, not 30.
+            "WATCHDOG_SECONDS": "2",
             # Webhook receivers of the tests listen on loopback; retries are compressed.
             "EGRESS_ALLOW": "loopback",
             "EGRESS_ALLOW_HTTP": "true",

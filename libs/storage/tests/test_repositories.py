@@ -168,3 +168,28 @@ async def test_a_version_written_without_its_head_is_still_found(
         now=now,
     )
     assert (record.version, created) == (3, True)
+
+
+async def test_an_idempotency_key_returns_the_first_run_until_it_expires(
+    db: AsyncDatabase[Document],
+) -> None:
+    from datetime import timedelta
+
+    from storage.idempotency import IdempotencyKeys, IdempotencyRecord
+
+    keys = IdempotencyKeys(db)
+    now = datetime.now(UTC)
+
+    def record(run_id: str, expires: datetime) -> IdempotencyRecord:
+        return IdempotencyRecord(
+            tenant_id="t", key="k", body_hash="h", run_id=run_id, expires_at=expires
+        )
+
+    first = await keys.claim(record("run_1", now + timedelta(hours=1)), now=now)
+    again = await keys.claim(record("run_2", now + timedelta(hours=1)), now=now)
+    assert (first.run_id, again.run_id) == ("run_1", "run_1")
+    later = now + timedelta(hours=2)
+    replaced = await keys.claim(record("run_3", later + timedelta(hours=1)), now=later)
+    assert replaced.run_id == "run_3"
+    assert await keys.remove_expired(later + timedelta(hours=2)) == 1
+    assert await db.idempotency_keys.count_documents({}) == 0
