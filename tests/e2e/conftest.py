@@ -84,6 +84,8 @@ def system(stack: Endpoints) -> Iterator[System]:
             # Webhook receivers of the tests listen on loopback; retries are compressed.
             "EGRESS_ALLOW": "loopback",
             "EGRESS_ALLOW_HTTP": "true",
+            "HTTP_NODE_ALLOW": "loopback",
+            "HTTP_NODE_ALLOW_HTTP": "true",
             "NOTIFIER_RETRY_SCHEDULE": "0,0.5,1",
             "NOTIFIER_RETRY_JITTER": "0",
             "NOTIFIER_ATTEMPT_TIMEOUT_SECONDS": "5",

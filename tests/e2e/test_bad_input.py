@@ -172,3 +172,44 @@ def test_an_invalid_definition_is_a_422_listing_every_problem(system: Any) -> No
         assert c.get(f"/v1/workflows/{workflow_id}").status_code == 404
     for expected in ("image.teleport", "cycle", "/nodes/1/params/width", "ghost", "nowhere"):
         assert expected in messages, messages
+
+
+def test_another_tenants_uploaded_asset_cannot_be_used_as_an_input(system: Any) -> None:
+    import io
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), "#123456").save(buf, format="PNG")
+    with system.client() as c:
+        ref = c.post(
+            "/v1/assets", content=buf.getvalue(), headers={"Content-Type": "image/png"}
+        ).json()["ref"]
+    thief = subprocess.run(
+        [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", "thief"],
+        env=system.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    definition = {
+        "name": "copy",
+        "inputSchema": {"type": "object", "properties": {"asset": {"type": "string"}}},
+        "nodes": [
+            {
+                "id": "copy",
+                "type": "image.convert",
+                "params": {"image": "{{ inputs.asset }}", "format": "png"},
+            }
+        ],
+        "outputs": {"image": "{{ nodes.copy.image }}"},
+    }
+    with system.client(key=thief) as c:
+        workflow_id = f"copy-{secrets.token_hex(4)}"
+        assert c.put(f"/v1/workflows/{workflow_id}", json=definition).status_code == 201
+        run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"asset": ref}}).json()
+    assert run["status"] == "failed", run
+    assert run["steps"][0]["error"]["code"] == "asset_not_found"
+    assert run["outputs"] == []

@@ -10,13 +10,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
+from e2e_helpers import poll, register
 from e2e_receiver import Receiver, Reply
 
 pytestmark = pytest.mark.e2e
-
-TERMINAL = ("completed", "failed", "canceled")
 
 
 @pytest.fixture
@@ -24,22 +22,6 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
-
-
-def _register(c: httpx.Client, definition: dict[str, Any], workflow_id: str | None = None) -> str:
-    workflow_id = workflow_id or f"wf-{secrets.token_hex(4)}"
-    r = c.put(f"/v1/workflows/{workflow_id}", json=definition)
-    assert r.status_code in (200, 201), r.text
-    return workflow_id
-
-
-def _poll(c: httpx.Client, run_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run: dict[str, Any] = c.get(f"/v1/runs/{run_id}").raise_for_status().json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return run
-        time.sleep(0.1)
 
 
 def _echo(template: str = "{{ inputs.x }}") -> dict[str, Any]:
@@ -68,8 +50,8 @@ def _chain(child_id: str) -> dict[str, Any]:
 
 def test_a_parent_chaining_a_child_completes_with_the_childs_outputs(system: Any) -> None:
     with system.client() as c:
-        child_id = _register(c, _echo("child says {{ inputs.x }}"))
-        parent_id = _register(c, _chain(child_id))
+        child_id = register(c, _echo("child says {{ inputs.x }}"))
+        parent_id = register(c, _chain(child_id))
         r = c.post(f"/v1/workflows/{parent_id}/run", json={"inputs": {"x": "hi"}})
         assert r.status_code == 200, r.text
         run = r.json()
@@ -87,8 +69,8 @@ def test_a_parent_chaining_a_child_completes_with_the_childs_outputs(system: Any
 
 def test_a_chain_that_loops_back_is_rejected_at_registration(system: Any) -> None:
     with system.client() as c:
-        a = _register(c, _echo())
-        b = _register(c, _chain(a))
+        a = register(c, _echo())
+        b = register(c, _chain(a))
         r = c.put(f"/v1/workflows/{a}", json=_chain(b))
         assert r.status_code == 422, r.text
         messages = " ".join(e["message"] for e in r.json()["errors"])
@@ -129,7 +111,7 @@ def test_a_map_over_three_aspect_ratios_yields_three_images_in_order(system: Any
     }
     sizes = [{"w": 300, "h": 100}, {"w": 100, "h": 300}, {"w": 150, "h": 150}]
     with system.client() as c:
-        workflow_id = _register(c, definition)
+        workflow_id = register(c, definition)
         run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"sizes": sizes}}).json()
         empty = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"sizes": []}}).json()
     assert run["status"] == "completed", run
@@ -162,7 +144,7 @@ def test_a_node_failing_twice_then_succeeding_completes_with_three_attempts(
     receiver.on("/flaky", Reply(503), Reply(500), Reply(200, {"done": True}))
     retry = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.2, "factor": 2, "maxSeconds": 1}}
     with system.client() as c:
-        workflow_id = _register(c, _http_flow(f"{receiver.url}/flaky", retry=retry))
+        workflow_id = register(c, _http_flow(f"{receiver.url}/flaky", retry=retry))
         run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {}}).json()
     assert run["status"] == "completed", run
     step = run["steps"][0]
@@ -175,7 +157,7 @@ def test_a_permanent_failure_is_not_retried(system: Any, receiver: Receiver) -> 
     receiver.on("/bad", Reply(400, {"error": "nope"}))
     retry = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.2}}
     with system.client() as c:
-        workflow_id = _register(c, _http_flow(f"{receiver.url}/bad", retry=retry))
+        workflow_id = register(c, _http_flow(f"{receiver.url}/bad", retry=retry))
         run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {}}).json()
     assert run["status"] == "failed", run
     assert run["steps"][0]["attempt"] == 1
@@ -187,7 +169,7 @@ def test_a_node_exceeding_its_timeout_fails_the_run_with_a_timeout_error(
 ) -> None:
     receiver.on("/slow", Reply(200, delay=5))
     with system.client() as c:
-        workflow_id = _register(c, _http_flow(f"{receiver.url}/slow", timeoutSeconds=1))
+        workflow_id = register(c, _http_flow(f"{receiver.url}/slow", timeoutSeconds=1))
         started = time.monotonic()
         run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {}}).json()
     assert run["status"] == "failed", run
@@ -214,7 +196,7 @@ def _wait_then_echo(seconds: float) -> dict[str, Any]:
 
 def test_a_wait_node_pauses_and_reports_what_it_waited(system: Any) -> None:
     with system.client() as c:
-        workflow_id = _register(c, _wait_then_echo(1))
+        workflow_id = register(c, _wait_then_echo(1))
         started = time.monotonic()
         run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {}}).json()
     assert run["status"] == "completed", run
@@ -226,7 +208,7 @@ def test_a_run_canceled_during_a_wait_ends_canceled_at_once_and_runs_nothing_mor
     system: Any,
 ) -> None:
     with system.client() as c:
-        workflow_id = _register(c, _wait_then_echo(30))
+        workflow_id = register(c, _wait_then_echo(30))
         run = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": {}},
@@ -254,7 +236,7 @@ def test_a_run_canceled_during_a_wait_ends_canceled_at_once_and_runs_nothing_mor
 
 def test_cancelling_a_finished_run_is_a_409_naming_its_status(system: Any) -> None:
     with system.client() as c:
-        workflow_id = _register(c, _echo())
+        workflow_id = register(c, _echo())
         run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"x": "a"}}).json()
         r = c.post(f"/v1/runs/{run['runId']}/cancel")
     assert r.status_code == 409
@@ -264,7 +246,7 @@ def test_cancelling_a_finished_run_is_a_409_naming_its_status(system: Any) -> No
 def test_the_same_idempotency_key_twice_yields_one_run(system: Any) -> None:
     key = secrets.token_hex(8)
     with system.client() as c:
-        workflow_id = _register(c, _echo())
+        workflow_id = register(c, _echo())
         first = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": {"x": "a"}},
@@ -304,7 +286,7 @@ def test_the_event_stream_of_a_two_node_run_shows_both_steps_and_the_end(system:
         "outputs": {"text": "{{ nodes.say.text }}"},
     }
     with system.client() as c:
-        workflow_id = _register(c, definition)
+        workflow_id = register(c, definition)
         run = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": {}},
@@ -338,7 +320,7 @@ def test_killing_the_orchestrator_during_a_retry_delay_still_ends_the_run(
     receiver.on("/later", Reply(503), Reply(200, {"ok": True}))
     retry = {"maxAttempts": 2, "backoff": {"initialSeconds": 3, "factor": 1, "maxSeconds": 3}}
     with system.client() as c:
-        workflow_id = _register(c, _http_flow(f"{receiver.url}/later", retry=retry))
+        workflow_id = register(c, _http_flow(f"{receiver.url}/later", retry=retry))
         run = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": {}},
@@ -350,7 +332,7 @@ def test_killing_the_orchestrator_during_a_retry_delay_still_ends_the_run(
         os.kill(orchestrator.pid, signal.SIGKILL)
         orchestrator.wait(10)
         system.start("orchestrator")
-        final = _poll(c, run["runId"], timeout=60)
+        final = poll(c, run["runId"], timeout=60)
     assert final["status"] == "completed", final
     assert final["steps"][0]["attempt"] == 2
     assert len(receiver.calls("/later")) == 2

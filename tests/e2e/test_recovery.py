@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
+from e2e_helpers import poll, register
 from e2e_receiver import Receiver, Reply
 from storage import mongo
 from storage.ids import time_ordered_id
@@ -24,32 +23,12 @@ from workflow.run import new_run_state
 
 pytestmark = pytest.mark.e2e
 
-TERMINAL = ("completed", "failed", "canceled")
-
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
-
-
-def _register(c: httpx.Client, definition: dict[str, Any]) -> str:
-    workflow_id = f"wf-{secrets.token_hex(4)}"
-    r = c.put(f"/v1/workflows/{workflow_id}", json=definition)
-    assert r.status_code == 201, r.text
-    return workflow_id
-
-
-def _poll(
-    c: httpx.Client, run_id: str, until: tuple[str, ...] = TERMINAL, timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run: dict[str, Any] = c.get(f"/v1/runs/{run_id}").raise_for_status().json()
-        if run["status"] in until or time.monotonic() > deadline:
-            return run
-        time.sleep(0.1)
 
 
 ECHO = {
@@ -71,7 +50,7 @@ def _pause(seconds: float) -> dict[str, Any]:
 
 def test_a_run_whose_request_message_was_lost_is_started_by_its_watchdog(system: Any) -> None:
     with system.client() as c:
-        workflow_id = _register(c, ECHO)
+        workflow_id = register(c, ECHO)
         definition = c.get(f"/v1/workflows/{workflow_id}").json()["definition"]
 
     async def store_without_publishing() -> str:
@@ -100,7 +79,7 @@ def test_a_run_whose_request_message_was_lost_is_started_by_its_watchdog(system:
 
     run_id = asyncio.run(store_without_publishing())
     with system.client() as c:
-        run = _poll(c, run_id, timeout=30)
+        run = poll(c, run_id, timeout=30)
     assert run["status"] == "completed", run
     assert run["outputs"][0]["value"] == "found again"
 
@@ -125,7 +104,7 @@ def test_a_step_lost_with_its_executor_is_run_again_after_its_timeout(
         "outputs": {"body": "{{ nodes.call.body }}"},
     }
     with system.client() as c:
-        workflow_id = _register(c, definition)
+        workflow_id = register(c, definition)
         run = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": {}},
@@ -136,7 +115,7 @@ def test_a_step_lost_with_its_executor_is_run_again_after_its_timeout(
         os.kill(executor.pid, signal.SIGKILL)
         executor.wait(10)
         system.start("executor")
-        final = _poll(c, run["runId"], timeout=90)
+        final = poll(c, run["runId"], timeout=90)
     assert final["status"] == "completed", final
     step = final["steps"][0]
     assert step["attempt"] >= 2
@@ -146,7 +125,7 @@ def test_a_step_lost_with_its_executor_is_run_again_after_its_timeout(
 
 def test_cancel_after_fails_a_run_that_runs_longer(system: Any) -> None:
     with system.client() as c:
-        workflow_id = _register(c, _pause(30))
+        workflow_id = register(c, _pause(30))
         started = time.monotonic()
         r = c.post(
             f"/v1/workflows/{workflow_id}/run", json={"inputs": {}}, headers={"Cancel-After": "1"}
@@ -159,8 +138,8 @@ def test_cancel_after_fails_a_run_that_runs_longer(system: Any) -> None:
 
 def test_cancelling_a_parent_cancels_its_running_child(system: Any) -> None:
     with system.client() as c:
-        child_id = _register(c, _pause(30))
-        parent_id = _register(
+        child_id = register(c, _pause(30))
+        parent_id = register(
             c,
             {
                 "name": "parent",
@@ -183,8 +162,8 @@ def test_cancelling_a_parent_cancels_its_running_child(system: Any) -> None:
             step = c.get(f"/v1/runs/{parent['runId']}").json()["steps"][0]
             child_run_id = step.get("childRunId")
             time.sleep(0.1)
-        assert _poll(c, child_run_id, until=("running",), timeout=20)["status"] == "running"
+        assert poll(c, child_run_id, until=("running",), timeout=20)["status"] == "running"
         canceled = c.post(f"/v1/runs/{parent['runId']}/cancel").json()
-        child = _poll(c, child_run_id, timeout=20)
+        child = poll(c, child_run_id, timeout=20)
     assert canceled["status"] == "canceled"
     assert child["status"] == "canceled"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from e2e_helpers import poll, register
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
@@ -20,27 +19,11 @@ DEMO = json.loads((Path(__file__).parents[2] / "examples" / "studio-portrait.jso
 DEMO_INPUTS = {"prompt": "Studio portrait, warm lighting", "options": {"quality": "high"}}
 
 
-def _register(c: httpx.Client, definition: dict[str, Any], name: str | None = None) -> str:
-    workflow_id = name or f"wf-{secrets.token_hex(4)}"
-    r = c.put(f"/v1/workflows/{workflow_id}", json=definition)
-    assert r.status_code in (200, 201), r.text
-    return workflow_id
-
-
 def _image(url: str) -> Image.Image:
     data = httpx.get(url, timeout=30).raise_for_status().content
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
-
-
-def _poll(c: httpx.Client, location: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run: dict[str, Any] = c.get(location).raise_for_status().json()
-        if run["status"] in ("completed", "failed", "canceled") or time.monotonic() > deadline:
-            return run
-        time.sleep(0.2)
 
 
 def _text_workflow(template: str) -> dict[str, Any]:
@@ -56,7 +39,7 @@ def test_demo_request_returns_completed_with_downloadable_images_of_the_declared
     system: Any,
 ) -> None:
     with system.client() as c:
-        workflow_id = _register(c, DEMO)
+        workflow_id = register(c, DEMO)
         r = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": DEMO_INPUTS, "metadata": {"campaign": "fall"}},
@@ -103,7 +86,7 @@ def test_independent_branches_run_at_the_same_time(system: Any) -> None:
         "outputs": {"left": "{{ nodes.left.image }}", "right": "{{ nodes.right.image }}"},
     }
     with system.client() as c:
-        workflow_id = _register(c, definition)
+        workflow_id = register(c, definition)
         run = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"prompt": "p"}}).json()
     assert run["status"] == "completed", run
     steps = {s["nodeId"]: s for s in run["steps"]}
@@ -119,7 +102,7 @@ def test_independent_branches_run_at_the_same_time(system: Any) -> None:
 
 def test_respond_async_answers_202_with_location_that_later_reads_completed(system: Any) -> None:
     with system.client() as c:
-        workflow_id = _register(c, DEMO)
+        workflow_id = register(c, DEMO)
         r = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": DEMO_INPUTS},
@@ -130,7 +113,7 @@ def test_respond_async_answers_202_with_location_that_later_reads_completed(syst
         location = r.headers["Location"]
         assert location == f"/v1/runs/{r.json()['runId']}"
         assert r.headers.get("Preference-Applied") == "respond-async"
-        run = _poll(c, location)
+        run = poll(c, location.rsplit("/", 1)[1])
     assert run["status"] == "completed"
     assert len(run["outputs"]) == 2
 
@@ -139,20 +122,20 @@ def test_a_short_wait_that_ends_first_answers_202_and_the_run_completes_later(
     system: Any,
 ) -> None:
     with system.client() as c:
-        workflow_id = _register(c, DEMO)
+        workflow_id = register(c, DEMO)
         r = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": DEMO_INPUTS},
             headers={"Prefer": "wait=0.01"},
         )
         assert r.status_code == 202, r.text
-        run = _poll(c, r.headers["Location"])
+        run = poll(c, r.headers["Location"].rsplit("/", 1)[1])
     assert run["status"] == "completed"
 
 
 def test_a_pinned_older_version_runs_the_older_definition(system: Any) -> None:
     with system.client() as c:
-        workflow_id = _register(c, _text_workflow("one {{ inputs.x }}"))
+        workflow_id = register(c, _text_workflow("one {{ inputs.x }}"))
         r2 = c.put(f"/v1/workflows/{workflow_id}", json=_text_workflow("two {{ inputs.x }}"))
         assert r2.status_code == 201
         assert r2.json()["version"] == 2
@@ -170,7 +153,7 @@ def test_a_pinned_older_version_runs_the_older_definition(system: Any) -> None:
 
 def test_runs_are_listed_newest_first_with_a_cursor(system: Any) -> None:
     with system.client() as c:
-        workflow_id = _register(c, _text_workflow("{{ inputs.x }}"))
+        workflow_id = register(c, _text_workflow("{{ inputs.x }}"))
         ids = [
             c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"x": str(i)}}).json()[
                 "runId"
@@ -206,7 +189,7 @@ def test_a_failing_node_fails_the_run_naming_the_node_and_the_reason(system: Any
         "outputs": {"image": "{{ nodes.shrink.image }}"},
     }
     with system.client() as c:
-        workflow_id = _register(c, definition)
+        workflow_id = register(c, definition)
         r = c.post(
             f"/v1/workflows/{workflow_id}/run",
             json={"inputs": {"asset": "s3://workflow-uploads/nobody/missing.png"}},
@@ -241,7 +224,7 @@ def test_an_uploaded_asset_can_be_used_as_an_input(system: Any) -> None:
         up = c.post("/v1/assets", content=buf.getvalue(), headers={"Content-Type": "image/png"})
         assert up.status_code == 201, up.text
         assert up.json()["ref"].startswith("s3://")
-        workflow_id = _register(c, definition)
+        workflow_id = register(c, definition)
         run = c.post(
             f"/v1/workflows/{workflow_id}/run", json={"inputs": {"asset": up.json()["ref"]}}
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_helpers import register
 from standardwebhooks import Webhook
 
 pytestmark = pytest.mark.e2e
@@ -139,12 +140,6 @@ def ok(_: int) -> Reply:
     return Reply(200)
 
 
-def _register(c: httpx.Client, definition: dict[str, Any]) -> str:
-    workflow_id = f"wh-{secrets.token_hex(4)}"
-    c.put(f"/v1/workflows/{workflow_id}", json=definition).raise_for_status()
-    return workflow_id
-
-
 def _run(c: httpx.Client, workflow_id: str, body: dict[str, Any], **headers: str) -> Any:
     r = c.post(f"/v1/workflows/{workflow_id}/run", json=body, headers=headers)
     assert r.status_code in (200, 202), r.text
@@ -190,7 +185,7 @@ def test_a_completed_run_is_delivered_signed_with_the_run_resource(
     with system.client() as c:
         secret = c.get("/v1/webhooks/secret").raise_for_status().json()["secret"]
         assert secret.startswith("whsec_")
-        run = _run(c, _register(c, IMAGE), {"inputs": {"prompt": "a cat"}, "webhook": receiver.url})
+        run = _run(c, register(c, IMAGE), {"inputs": {"prompt": "a cat"}, "webhook": receiver.url})
         assert run["status"] == "completed"
         webhook_id = f"{run['runId']}:completed"
         receiver.wait_for(1, webhook_id)
@@ -220,7 +215,7 @@ def test_a_failing_receiver_gets_retries_with_one_webhook_id(
     receiver = receivers(lambda n: Reply(500) if n < 2 else Reply(200))
     with system.client() as c:
         secret = c.get("/v1/webhooks/secret").json()["secret"]
-        run = _run(c, _register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
+        run = _run(c, register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
         [log] = _settled(c, run["runId"])
     got = receiver.of(f"{run['runId']}:completed")
     assert [r.status for r in got] == [500, 500, 200]
@@ -243,7 +238,7 @@ def test_gone_stops_redirects_are_not_followed_and_the_last_attempt_fails(
     gone = receivers(lambda n: Reply(410))
     moved = receivers(lambda n: Reply(302, headers={"Location": "http://127.0.0.1:1/"}))
     with system.client() as c:
-        workflow_id = _register(c, TEXT)
+        workflow_id = register(c, TEXT)
         first = _run(c, workflow_id, {"inputs": {"x": "a"}, "webhook": gone.url})
         second = _run(c, workflow_id, {"inputs": {"x": "a"}, "webhook": moved.url})
         [gone_log] = _settled(c, first["runId"])
@@ -260,7 +255,7 @@ def test_gone_stops_redirects_are_not_followed_and_the_last_attempt_fails(
 def test_retry_after_is_honoured(system: Any, receivers: Callable[[Script], Receiver]) -> None:
     receiver = receivers(lambda n: Reply(503, headers={"Retry-After": "2"}) if n == 0 else Reply())
     with system.client() as c:
-        run = _run(c, _register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
+        run = _run(c, register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
         [log] = _settled(c, run["runId"])
     first, second = receiver.of(f"{run['runId']}:completed")
     assert second.at - first.at >= 1.9  # not the schedule's 0.5 s
@@ -273,14 +268,14 @@ def test_a_slow_receiver_does_not_delay_another_tenants_deliveries(
     slow = receivers(lambda n: Reply(200, delay=3))
     fast = receivers(ok)
     with system.client() as c:
-        workflow_id = _register(c, TEXT)
+        workflow_id = register(c, TEXT)
         for _ in range(6):
             _run(
                 c, workflow_id, {"inputs": {"x": "a"}, "webhook": slow.url}, Prefer="respond-async"
             )
         slow.wait_for(4)  # every slot of that host is busy for 3 s
     with system.client(_key(system, f"e2e-{secrets.token_hex(3)}")) as other:
-        run = _run(other, _register(other, TEXT), {"inputs": {"x": "a"}, "webhook": fast.url})
+        run = _run(other, register(other, TEXT), {"inputs": {"x": "a"}, "webhook": fast.url})
         done = time.time()
         fast.wait_for(1, timeout=10)
     assert fast.received[0].at - done < 1.5
@@ -292,7 +287,7 @@ def test_only_the_selected_events_are_delivered(
 ) -> None:
     receiver = receivers(ok)
     with system.client() as c:
-        workflow_id = _register(c, TEXT)
+        workflow_id = register(c, TEXT)
         started = _run(
             c,
             workflow_id,
@@ -325,7 +320,7 @@ def test_redelivery_sends_again_with_the_same_webhook_id_to_its_tenant_only(
 ) -> None:
     receiver = receivers(ok)
     with system.client() as c:
-        run = _run(c, _register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
+        run = _run(c, register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
         [log] = _settled(c, run["runId"])
         path = f"/v1/runs/{run['runId']}/webhook-deliveries/{log['deliveryId']}/redeliver"
         with system.client(_key(system, f"e2e-{secrets.token_hex(3)}")) as other:
@@ -351,7 +346,7 @@ def test_after_rotation_deliveries_verify_with_the_old_and_the_new_secret(
         assert rotated["secret"] != old
         assert rotated["previousSecretExpiresAt"] is not None
         assert c.get("/v1/webhooks/secret").json()["secret"] == rotated["secret"]
-        _run(c, _register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
+        _run(c, register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
         receiver.wait_for(1)
     [got] = receiver.received
     assert len(got.headers["webhook-signature"].split(" ")) == 2
@@ -374,7 +369,7 @@ def test_internal_webhook_targets_are_refused_when_the_run_is_requested(
 ) -> None:
     with system.client() as c:
         r = c.post(
-            f"/v1/workflows/{_register(c, TEXT)}/run", json={"inputs": {"x": "a"}, "webhook": url}
+            f"/v1/workflows/{register(c, TEXT)}/run", json={"inputs": {"x": "a"}, "webhook": url}
         )
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -394,7 +389,7 @@ async def test_a_duplicate_run_event_is_not_delivered_twice(
 
     receiver = receivers(ok)
     with system.client() as c:
-        run = _run(c, _register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
+        run = _run(c, register(c, TEXT), {"inputs": {"x": "a"}, "webhook": receiver.url})
         _settled(c, run["runId"])
     client = mongo.connect(system.env["MONGODB_URL"], app_name="e2e")
     broker = make_broker(system.env["KAFKA_BOOTSTRAP_SERVERS"], client_id="e2e-duplicate")
@@ -423,7 +418,7 @@ def test_nothing_is_lost_or_sent_twice_when_the_notifier_is_killed(
         # A long second delay, so retries are pending in MongoDB when the process dies.
         system.start("notifier", env={"NOTIFIER_RETRY_SCHEDULE": "0,4,0.5"})
         with system.client() as c:
-            workflow_id = _register(c, TEXT)
+            workflow_id = register(c, TEXT)
             before = [
                 _run(c, workflow_id, {"inputs": {"x": "a"}, "webhook": receiver.url})
                 for _ in range(3)

@@ -151,3 +151,19 @@ async def test_multipart_upload_of_12_mib_reads_back_whole(stack: Endpoints) -> 
     )
     assert result.etag.endswith("-3"), f"not a 3-part multipart upload: etag {result.etag}"
     assert await store.get(f"s3://{stack.s3_outputs_bucket}/{key}") == data
+
+
+async def test_an_asset_of_another_tenant_reads_as_not_found(stack: Endpoints) -> None:
+    from storage.assets import AssetNotFound, owned_by
+
+    store = _store(stack)
+    ref = await store.put(
+        stack.s3_uploads_bucket,
+        f"alpha/{secrets.token_hex(6)}.bin",
+        b"secret",
+        content_type="application/octet-stream",
+        metadata=owned_by("alpha"),
+    )
+    assert await store.get(ref, tenant_id="alpha") == b"secret"
+    with pytest.raises(AssetNotFound):
+        await store.get(ref, tenant_id="beta")

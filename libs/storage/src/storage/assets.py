@@ -20,6 +20,14 @@ from minio.error import S3Error
 _REF = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
 
 
+TENANT_HEADER = "x-amz-meta-tenant"
+
+
+def owned_by(tenant_id: str) -> dict[str, str]:
+    """Object metadata marking the tenant an asset belongs to."""
+    return {"tenant": tenant_id}
+
+
 class AssetNotFound(Exception):
     def __init__(self, ref: str) -> None:
         super().__init__(f"asset {ref} does not exist")
@@ -111,7 +119,9 @@ class AssetStore:
         )
         return make_ref(bucket, key)
 
-    async def get(self, ref: str) -> bytes:
+    async def get(self, ref: str, *, tenant_id: str | None = None) -> bytes:
+        """The object's bytes. With `tenant_id`, an object another tenant stored (its `tenant`
+        metadata differs or is missing) is reported as not found, so nothing about it leaks."""
         bucket, key = parse_ref(ref)
 
         def read() -> bytes:
@@ -122,6 +132,8 @@ class AssetStore:
                     raise AssetNotFound(ref) from exc
                 raise
             try:
+                if tenant_id is not None and response.headers.get(TENANT_HEADER) != tenant_id:
+                    raise AssetNotFound(ref)
                 return response.read()
             finally:
                 response.close()

@@ -49,7 +49,8 @@ class IdempotencyKeys:
                 if doc is None:
                     continue
                 if doc["expiresAt"] <= now:
-                    await self._keys.delete_one({"_id": doc["_id"]})
+                    # Only the expired key: a fresh claim made meanwhile must stay.
+                    await self._keys.delete_one({"_id": doc["_id"], "expiresAt": {"$lte": now}})
                     continue
                 return IdempotencyRecord(
                     tenant_id=record.tenant_id,
@@ -66,5 +67,5 @@ class IdempotencyKeys:
             async for d in self._keys.find({"expiresAt": {"$lte": now}}, {"_id": 1}).limit(limit)
         ]
         for key_id in expired:
-            await self._keys.delete_one({"_id": key_id})
+            await self._keys.delete_one({"_id": key_id, "expiresAt": {"$lte": now}})
         return len(expired)

@@ -10,8 +10,12 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
 
 Document = dict[str, Any]
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
+"""Failures of the server (unreachable, timed out, stepped down) rather than of a request."""
 
 
 def connect(url: str, *, app_name: str, timeout_ms: int = 5000) -> AsyncMongoClient[Document]:

@@ -155,6 +155,9 @@ class RunRepository:
         except DuplicateKeyError:
             return False
         await self._runs.update_one({"_id": record.run_id}, {"$set": doc})
+        # A writer that paused between its claim and this write may have just put an older
+        # revision over a newer one; the newer claim exists, so roll forward over it again.
+        await self.catch_up(record)
         return True
 
     async def revision(self, run_id: str, revision: int) -> Revision | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
 
 import egress
 import httpx
@@ -22,9 +21,6 @@ from executor.imaging.provider import HttpProvider, ImageProvider, OfflineProvid
 from executor.nodes import HANDLERS, missing_handlers
 from executor.service import Executor
 from executor.settings import ExecutorSettings
-
-if TYPE_CHECKING:
-    from aiokafka import ConsumerRecord
 
 log = logging.getLogger("executor")
 
@@ -46,14 +42,16 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         else OfflineProvider()
     )
     publisher = EventPublisher(broker, source="/executor")
+    node_http = egress.client(settings.http_node_policy(), timeout=settings.http_timeout_seconds)
     executor = Executor(
         handlers=HANDLERS,
         store=store,
         outputs_bucket=settings.s3_outputs_bucket,
         provider=provider,
-        http=egress.client(settings.egress_policy(), timeout=settings.http_timeout_seconds),
+        http=node_http,
         publisher=publisher,
         default_timeout=settings.executor_default_timeout_seconds,
+        max_response_bytes=settings.http_node_max_response_bytes,
     )
     dispatcher = Dispatcher(
         {
@@ -76,18 +74,12 @@ def create_app(settings: ExecutorSettings) -> FastStream:
 
     @subscriber
     async def handle(msg: KafkaMessage) -> None:
-        record = cast("ConsumerRecord", msg.raw_message)
-        await dispatcher.dispatch(
-            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
-        )
+        await dispatcher.handle(msg)
 
     # Every executor hears every cancel (no group): any of them may hold the run's steps.
     @broker.subscriber(Topic.RUN_CANCEL, group_id=None, auto_offset_reset="latest")
     async def handle_cancel(msg: KafkaMessage) -> None:
-        record = cast("ConsumerRecord", msg.raw_message)
-        await dispatcher.dispatch(
-            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
-        )
+        await dispatcher.handle(msg)
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds
@@ -109,6 +101,7 @@ def create_app(settings: ExecutorSettings) -> FastStream:
 
     async def close() -> None:
         await http.aclose()
+        await node_http.aclose()
 
     return FastStream(
         broker, on_startup=[check_dependencies], on_shutdown=[drain], after_shutdown=[close]

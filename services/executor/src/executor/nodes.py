@@ -4,6 +4,7 @@ that reads and writes assets; image work runs in a worker thread, off the event 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 from contracts.events import AssetInfo
 from pydantic import BaseModel
-from storage.assets import AssetStore
+from storage.assets import AssetStore, owned_by
 from workflow import catalog as c
 
 from executor.imaging import ops
@@ -35,8 +36,14 @@ class HttpCallFailed(Exception):
         self.retryable = status >= 500 or status in (408, 425, 429)
 
 
+class ResponseTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the response is larger than {limit} bytes")
+
+
 @dataclass(frozen=True)
 class NodeContext:
+    tenant_id: str
     run_id: str
     node_id: str
     attempt: int
@@ -44,16 +51,22 @@ class NodeContext:
     outputs_bucket: str
     provider: ImageProvider
     http: httpx.AsyncClient
+    max_response_bytes: int = 1_048_576
 
     async def read(self, ref: str) -> bytes:
-        return await self.store.get(ref)
+        """Only the tenant's own assets: its uploads and its runs' outputs."""
+        return await self.store.get(ref, tenant_id=self.tenant_id)
 
     async def image_output(self, name: str, image: ImageResult) -> NodeResult:
         """Write under a key fixed by run, node and attempt: a redelivered step overwrites its
         own object instead of leaving a second one."""
         key = f"runs/{self.run_id}/{self.node_id}/{self.attempt}/{name}.{image.ext}"
         ref = await self.store.put(
-            self.outputs_bucket, key, image.data, content_type=image.content_type
+            self.outputs_bucket,
+            key,
+            image.data,
+            content_type=image.content_type,
+            metadata=owned_by(self.tenant_id),
         )
         info = AssetInfo(
             ref=ref,
@@ -134,14 +147,23 @@ async def template(p: c.TemplateParams, ctx: NodeContext) -> NodeResult:
 async def http_request(p: c.HttpRequestParams, ctx: NodeContext) -> NodeResult:
     """Call an outside endpoint through the egress guard (no private addresses, no redirects)."""
     headers = {"Idempotency-Key": f"{ctx.run_id}/{ctx.node_id}", **p.headers}
-    response = await ctx.http.request(
+    request = ctx.http.build_request(
         p.method, p.url, headers=headers, json=p.body if p.body is not None else None
     )
-    text = response.text
+    response = await ctx.http.send(request, stream=True)
+    try:
+        raw = bytearray()
+        async for chunk in response.aiter_bytes():
+            raw += chunk
+            if len(raw) > ctx.max_response_bytes:
+                raise ResponseTooLarge(ctx.max_response_bytes)
+    finally:
+        await response.aclose()
+    text = raw.decode(response.encoding or "utf-8", errors="replace")
     if not response.is_success:
         raise HttpCallFailed(response.status_code, text)
     try:
-        body: Any = response.json()
+        body: Any = json.loads(text)
     except ValueError:
         body = text
     return NodeResult(

@@ -29,7 +29,13 @@ from workflow.validation import ParamsError, validate_params
 
 from executor.imaging.provider import ImageProvider, ProviderError
 from executor.imaging.result import ImagingError
-from executor.nodes import HttpCallFailed, NodeContext, NodeHandler, NodeResult
+from executor.nodes import (
+    HttpCallFailed,
+    NodeContext,
+    NodeHandler,
+    NodeResult,
+    ResponseTooLarge,
+)
 
 log = logging.getLogger("executor")
 
@@ -56,6 +62,8 @@ def classify(exc: BaseException) -> StepFailure:
         return StepFailure(code="asset_not_found", message=str(exc))
     if isinstance(exc, ImagingError):
         return StepFailure(code="invalid_image", message=str(exc))
+    if isinstance(exc, ResponseTooLarge):
+        return StepFailure(code="response_too_large", message=str(exc))
     if isinstance(exc, HttpCallFailed):
         return StepFailure(code="http_error", message=str(exc), retryable=exc.retryable)
     if isinstance(exc, EgressRefused):
@@ -86,6 +94,7 @@ class Executor:
         http: httpx.AsyncClient,
         publisher: EventPublisher,
         default_timeout: float,
+        max_response_bytes: int = 1_048_576,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._handlers = handlers
@@ -95,6 +104,7 @@ class Executor:
         self._http = http
         self._publisher = publisher
         self._default_timeout = default_timeout
+        self._max_response_bytes = max_response_bytes
         self._clock = clock
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -133,6 +143,9 @@ class Executor:
                 run_id=step.run_id, node_id=step.node_id, attempt=step.attempt, started_at=started
             )
         )
+        if step.run_id in self._canceled:
+            await self._failed(step, started, CANCELED)
+            return
         work = asyncio.ensure_future(
             asyncio.wait_for(
                 self._execute(step), timeout=step.timeout_seconds or self._default_timeout
@@ -142,8 +155,8 @@ class Executor:
         try:
             result = await work
         except asyncio.CancelledError:
-            if not work.cancelled():
-                raise
+            if step.run_id not in self._canceled:
+                raise  # shutting down: the step is re-driven, not failed
             log.info("run %s: step %s canceled while running", step.run_id, step.node_id)
             await self._failed(step, started, CANCELED)
             return
@@ -202,6 +215,7 @@ class Executor:
             )
         params = validate_params(node_type, step.params)
         ctx = NodeContext(
+            tenant_id=step.tenant_id,
             run_id=step.run_id,
             node_id=step.node_id,
             attempt=step.attempt,
@@ -209,5 +223,6 @@ class Executor:
             outputs_bucket=self._outputs_bucket,
             provider=self._provider,
             http=self._http,
+            max_response_bytes=self._max_response_bytes,
         )
         return await handler(params, ctx)

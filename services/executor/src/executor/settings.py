@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from bus.settings import KafkaSettings
-from egress import EgressSettings
-from pydantic import Field
+from egress import EgressPolicy
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 from storage.settings import S3Settings
 
 
-class ExecutorSettings(KafkaSettings, S3Settings, EgressSettings):
+class ExecutorSettings(KafkaSettings, S3Settings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     executor_group_id: str = "executor"
@@ -19,6 +19,21 @@ class ExecutorSettings(KafkaSettings, S3Settings, EgressSettings):
     image_provider_timeout_seconds: float = 120
     http_timeout_seconds: float = Field(default=60, gt=0)
     """Per request of an `http.request` node (the node's timeoutSeconds bounds the whole step)."""
+    http_node_allow: str = ""
+    """Networks `http.request` nodes may reach beyond the public internet (e.g. `loopback`,
+    CIDRs). Separate from the notifier's EGRESS_ALLOW: workflows are user code."""
+    http_node_allow_http: bool = False
+    http_node_max_response_bytes: int = Field(default=1_048_576, ge=1024)
+    environment: str = "development"
     startup_timeout_seconds: float = 15.0
     shutdown_drain_seconds: float = 60.0
     log_level: str = "INFO"
+
+    def http_node_policy(self) -> EgressPolicy:
+        return EgressPolicy.parse(self.http_node_allow, allow_http=self.http_node_allow_http)
+
+    @model_validator(mode="after")
+    def _refuse_blanket_in_production(self) -> ExecutorSettings:
+        if self.environment.lower() == "production" and self.http_node_policy().blanket:
+            raise ValueError("HTTP_NODE_ALLOW allows every address; list the networks instead")
+        return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 
@@ -10,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("ingress")
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://docs.sprello.dev/workflow-api/problems/"
@@ -95,6 +98,17 @@ def install(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Our failure, never the caller's: logged with the request, answered as a problem.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return problem_response(
+            500,
+            "an internal error occurred; it has been logged, please retry",
+            kind="internal",
+            instance=request.url.path,
+        )
+
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -7,7 +7,6 @@ import logging
 import os
 import secrets
 import socket
-from typing import TYPE_CHECKING, cast
 
 import egress
 from bus.broker import make_broker
@@ -30,9 +29,6 @@ from notifier.scheduler import Scheduler
 from notifier.sender import Sender
 from notifier.service import Notifier
 from notifier.settings import NotifierSettings
-
-if TYPE_CHECKING:
-    from aiokafka import ConsumerRecord
 
 log = logging.getLogger("notifier")
 
@@ -79,6 +75,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
             for model in (ev.RunStarted, ev.RunCompleted, ev.RunFailed, ev.RunCanceled)
         },
         publisher,
+        transient=mongo.TRANSIENT_ERRORS,
     )
 
     @broker.subscriber(
@@ -88,10 +85,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def handle(msg: KafkaMessage) -> None:
-        record = cast("ConsumerRecord", msg.raw_message)
-        await dispatcher.dispatch(
-            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
-        )
+        await dispatcher.handle(msg)
 
     background: set[asyncio.Task[None]] = set()
 

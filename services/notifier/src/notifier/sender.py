@@ -65,12 +65,29 @@ class Sender:
         if len(delivery.attempts) >= due.attempt:
             await self._roll_forward(delivery, due)
             return
-        record = await self._runs.get(delivery.run_id)
-        if record is None:
-            raise LookupError(f"run {delivery.run_id} of delivery {delivery.delivery_id} is gone")
-        body = webhook_body(
-            delivery.event, delivery.occurred_at, await self._renderer.render(record)
-        )
+        try:
+            record = await self._runs.get(delivery.run_id)
+            if record is None:
+                raise LookupError(f"run {delivery.run_id} is gone")
+            resource = await self._renderer.render(record)
+        except LookupError as exc:
+            # Nothing to send, ever: end the delivery instead of retrying it forever.
+            log.error("delivery %s cannot be rendered: %s", delivery.delivery_id, exc)
+            await self._deliveries.record_attempt(
+                delivery.delivery_id,
+                Attempt(
+                    number=due.attempt,
+                    at=self._clock(),
+                    duration_ms=0,
+                    status_code=None,
+                    error=f"cannot render the run: {exc}",
+                    next_attempt_at=None,
+                ),
+                status=DeliveryStatus.FAILED,
+            )
+            await self._deliveries.unschedule(delivery.delivery_id)
+            return
+        body = webhook_body(delivery.event, delivery.occurred_at, resource)
         sent_at = self._clock()
         secrets = await self._tenants.signing_secrets(delivery.tenant_id, now=sent_at)
         headers = signed_headers(delivery.webhook_id, sent_at, body, secrets.valid(sent_at))

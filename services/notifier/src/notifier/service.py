@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from contracts.events import RunEventData
 from contracts.run import RunStatus
@@ -73,5 +74,10 @@ class Notifier:
             next_attempt_at=now + timedelta(seconds=first),
         )
         if await self._deliveries.create(delivery):
-            log.info("run %s: webhook run.%s scheduled to %s", event.run_id, name, hook["url"])
+            log.info(
+                "run %s: webhook run.%s scheduled to %s",
+                event.run_id,
+                name,
+                urlsplit(hook["url"]).hostname,  # not the URL: it may carry a token
+            )
         self._wake()

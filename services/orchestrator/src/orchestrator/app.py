@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
 
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from bus.broker import make_broker
@@ -24,9 +23,6 @@ from contracts import events as ev
 from orchestrator.service import Orchestrator, Policy
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.sweeper import Sweeper
-
-if TYPE_CHECKING:
-    from aiokafka import ConsumerRecord
 
 log = logging.getLogger("orchestrator")
 
@@ -64,6 +60,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
             ev.TimerFired: service.on_timer_fired,
         },
         publisher,
+        transient=mongo.TRANSIENT_ERRORS,
     )
 
     # One consumer over every run-keyed input topic with the range assignor: partition N of
@@ -81,10 +78,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def handle(msg: KafkaMessage) -> None:
-        record = cast("ConsumerRecord", msg.raw_message)
-        await dispatcher.dispatch(
-            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
-        )
+        await dispatcher.handle(msg)
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds

@@ -140,6 +140,7 @@ class Orchestrator:
                 self._clock(),
                 jitter=self._jitter(),
                 default_step_timeout=self._policy.default_step_timeout,
+                started_at=event.started_at,
             ),
             timing=(event.node_id, event.started_at),
         )
@@ -162,6 +163,7 @@ class Orchestrator:
                 self._clock(),
                 jitter=self._jitter(),
                 default_step_timeout=self._policy.default_step_timeout,
+                max_depth=self._policy.max_depth,
             ),
         )
         still_going = record is not None and not is_terminal(RunStatus(record.status))
@@ -191,7 +193,12 @@ class Orchestrator:
         if record is None:
             log.error("run %s: event for a run that does not exist; ignored", run_id)
             return None
+        # Nothing is decided on top of a revision whose actions were never carried out (a
+        # publish that failed, a writer that died after its claim).
+        first = record.revision
         record = await self._runs.catch_up(record)
+        for revision in range(first, record.revision + 1):
+            await self._flush(record, revision)
         for _ in range(MAX_CONFLICT_RETRIES):
             defn = await self._definition(
                 record.tenant_id, record.workflow_id, record.workflow_version
@@ -199,7 +206,6 @@ class Orchestrator:
             state = RunState.model_validate_json(record.state_json)
             decision = decide(defn, state)
             if decision.state.revision == state.revision:
-                await self._flush(record)
                 return record
             new_state = decision.state
             if timing is not None and timing[0] in new_state.steps:
@@ -211,14 +217,17 @@ class Orchestrator:
             updated = self._record_for(record, new_state, assets)
             actions = self._actions(updated, decision)
             if await self._runs.commit(updated, outbox_json=outbox.dump(actions)):
-                await self._carry_out(updated, actions)
+                await self._carry_out(updated, updated.revision, actions)
                 return updated
             log.info(
                 "run %s: revision %d was claimed meanwhile; deciding again",
                 run_id,
                 updated.revision,
             )
+            first = record.revision
             record = await self._runs.catch_up(record)
+            for revision in range(first + 1, record.revision + 1):
+                await self._flush(record, revision)
         raise RuntimeError(f"run {run_id}: gave up after {MAX_CONFLICT_RETRIES} write conflicts")
 
     def _record_for(
@@ -324,13 +333,16 @@ class Orchestrator:
             finished_at=state.completed_at or now,
         )
 
-    async def _flush(self, record: RunRecord) -> None:
-        """Carry out what the run's current revision decided, if that never completed."""
-        claimed = await self._runs.revision(record.run_id, record.revision)
+    async def _flush(self, record: RunRecord, revision: int) -> None:
+        """Carry out what a revision decided, if that never completed."""
+        claimed = await self._runs.revision(record.run_id, revision)
         if claimed is not None and not claimed.published:
-            await self._carry_out(record, outbox.load(claimed.outbox_json))
+            log.info("run %s: carrying out revision %d's actions again", record.run_id, revision)
+            await self._carry_out(record, revision, outbox.load(claimed.outbox_json))
 
-    async def _carry_out(self, record: RunRecord, actions: list[outbox.Action]) -> None:
+    async def _carry_out(
+        self, record: RunRecord, revision: int, actions: list[outbox.Action]
+    ) -> None:
         traceparent = new_traceparent(record.trace_id)
         for action in actions:
             if isinstance(action, outbox.Publish):
@@ -345,7 +357,7 @@ class Orchestrator:
                 )
             else:
                 await self._start_child(record, action, traceparent)
-        await self._runs.mark_published(record.run_id, record.revision)
+        await self._runs.mark_published(record.run_id, revision)
 
     async def _start_child(
         self, parent: RunRecord, action: outbox.StartChild, traceparent: str

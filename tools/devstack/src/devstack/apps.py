@@ -42,6 +42,8 @@ def service_env(settings: Settings) -> dict[str, str]:
     # A local stack delivers webhooks to receivers on this machine (plain http, loopback).
     env.setdefault("EGRESS_ALLOW", "loopback")
     env.setdefault("EGRESS_ALLOW_HTTP", "true")
+    env.setdefault("HTTP_NODE_ALLOW", "loopback")
+    env.setdefault("HTTP_NODE_ALLOW_HTTP", "true")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -6,6 +6,7 @@ import mimetypes
 
 from contracts.api import AssetResource
 from fastapi import APIRouter, Request
+from storage.assets import owned_by
 from storage.ids import time_ordered_id
 
 from ingress.auth import TenantId
@@ -30,7 +31,11 @@ async def upload_asset(request: Request, tenant_id: TenantId, runtime: RuntimeDe
     ext = mimetypes.guess_extension(content_type) or ".bin"
     key = f"{tenant_id}/{time_ordered_id('asset')}{ext}"
     ref = await runtime.store.put(
-        runtime.settings.s3_uploads_bucket, key, data, content_type=content_type
+        runtime.settings.s3_uploads_bucket,
+        key,
+        data,
+        content_type=content_type,
+        metadata=owned_by(tenant_id),
     )
     return AssetResource(
         ref=ref, url=runtime.presign(ref), content_type=content_type, bytes=len(data)

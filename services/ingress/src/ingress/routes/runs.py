@@ -152,21 +152,32 @@ async def run_workflow(
         else None,
     )
     prefer = parse_prefer(request.headers.getlist("prefer"))
+    requested = RunRequested(
+        run_id=run_id,
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        workflow_version=workflow.version,
+        requested_at=now,
+    )
     with runtime.hub.listen(run_id) as events:
+        # The watchdog first: a run stored without it could sit queued forever if the
+        # publish below never happened; a watchdog for a run never stored does nothing.
+        await runtime.timers.arm_watchdog(run_id, now)
         try:
             await runtime.runs.create(record)
-            await runtime.timers.arm_watchdog(run_id, now)
-            await runtime.publisher.publish(
-                RunRequested(
-                    run_id=run_id,
-                    tenant_id=tenant_id,
-                    workflow_id=workflow_id,
-                    workflow_version=workflow.version,
-                    requested_at=now,
-                )
-            )
         except DuplicateKeyError:
             log.info("run %s: repeated idempotent request joins the existing run", run_id)
+            existing = await runtime.runs.get(run_id)
+            if existing is None or existing.status != RunStatus.QUEUED.value:
+                return await _answer(runtime, run_id, prefer, events)
+        try:
+            await runtime.publisher.publish(requested, event_id=f"{run_id}:requested")
+        except Exception:
+            # Stored and watched: the watchdog starts it. Answer with what we have.
+            log.exception(
+                "run %s: publishing run.requested failed; its watchdog will start it", run_id
+            )
+            return await _current(runtime, run_id, applied=None, force_pending=True)
         return await _answer(runtime, run_id, prefer, events)
 
 
@@ -181,11 +192,13 @@ async def _answer(runtime: Runtime, run_id: str, prefer: Preference, events: Any
     return await _current(runtime, run_id, applied=f"wait={timeout:g}" if prefer.wait else None)
 
 
-async def _current(runtime: Runtime, run_id: str, *, applied: str | None) -> JSONResponse:
+async def _current(
+    runtime: Runtime, run_id: str, *, applied: str | None, force_pending: bool = False
+) -> JSONResponse:
     stored = await runtime.runs.get(run_id)
     if stored is None:  # pragma: no cover - we stored it ourselves moments ago
         raise ProblemError(500, f"run {run_id} vanished", kind="internal")
-    finished = is_terminal(DomainStatus(stored.status))
+    finished = is_terminal(DomainStatus(stored.status)) and not force_pending
     return _run_response(await runtime.render(stored), finished=finished, applied=applied)
 
 

@@ -1,0 +1,47 @@
+"""`python -m <service>` for the FastStream services: settings, logging, run until SIGTERM.
+
+FastStream handles SIGTERM/SIGINT: subscribers stop taking messages and in-flight handlers
+finish (the broker's graceful timeout) before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from faststream import FastStream
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from bus.startup import DependencyUnavailable
+
+S = TypeVar("S", bound=BaseSettings)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def run_service(
+    name: str,
+    load_settings: Callable[[], S],
+    create_app: Callable[[S], FastStream],
+    *,
+    refusals: tuple[type[Exception], ...] = (),
+) -> int:
+    """Exit 2 on invalid settings, 1 when a dependency is unreachable or the app refuses to
+    start (`refusals`), 0 after a clean stop."""
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"{name}: invalid settings, refusing to start:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=getattr(settings, "log_level", "INFO"), format=LOG_FORMAT)
+    refused: tuple[type[Exception], ...] = (DependencyUnavailable, *refusals)
+    try:
+        asyncio.run(create_app(settings).run())
+    except refused as exc:
+        logging.getLogger(name).critical("cannot start: %s", exc)
+        return 1
+    return 0
