@@ -122,6 +122,9 @@ def services(settings: Settings, endpoints: Endpoints, port: int) -> Iterator[Sy
     env.update(endpoints.as_env())
     env.update(SERVICE_ENV)
     env["INGRESS_PORT"] = str(port)
+    # A fresh database: FerretDB answers even `_id` lookups by scanning a collection, so the
+    # history of a dev database would be measured instead of the system.
+    env["MONGODB_DATABASE"] = f"bench_{uuid.uuid4().hex[:8]}"
     logs = settings.logs_dir / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     system = System(url=f"http://127.0.0.1:{port}", env=env, logs=logs)
@@ -156,6 +159,10 @@ def services(settings: Settings, endpoints: Endpoints, port: int) -> Iterator[Sy
                 p.wait()
         if system.procs:
             log("services stopped")
+        from pymongo import MongoClient
+
+        with MongoClient(env["MONGODB_URL"], serverSelectionTimeoutMS=5000) as client:
+            client.drop_database(env["MONGODB_DATABASE"])
 
 
 def create_key(env: dict[str, str]) -> str:

@@ -4,6 +4,7 @@ session with this checkout's code."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -75,6 +76,9 @@ def system(stack: Endpoints) -> Iterator[System]:
     env.update(
         {
             "INGRESS_PORT": str(PORT),
+            # A database of its own: the session starts empty (FerretDB answers even `_id`
+            # lookups by scanning, so a dev database full of history slows every test).
+            "MONGODB_DATABASE": f"e2e_{secrets.token_hex(4)}",
             "PYTHONUNBUFFERED": "1",
             "MAX_WAIT_SECONDS": "60",
             "MAX_BODY_BYTES": "65536",
@@ -137,3 +141,11 @@ def system(stack: Endpoints) -> Iterator[System]:
                 p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
+        _drop_database(env["MONGODB_URL"], env["MONGODB_DATABASE"])
+
+
+def _drop_database(url: str, name: str) -> None:
+    from pymongo import MongoClient
+
+    with MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+        client.drop_database(name)

@@ -94,10 +94,13 @@ async def test_an_unpublished_revision_keeps_its_outbox_until_marked(
     claimed = await runs.revision("run_c", 1)
     assert claimed is not None
     assert (claimed.outbox_json, claimed.published) == ('["message"]', False)
+    stored = await runs.get("run_c")
+    assert stored is not None
+    assert stored.published_revision == 0
     await runs.mark_published("run_c", 1)
-    again = await runs.revision("run_c", 1)
-    assert again is not None
-    assert again.published
+    marked = await runs.get("run_c")
+    assert marked is not None
+    assert marked.published_revision == 1
 
 
 async def test_a_run_of_another_tenant_is_not_found(db: AsyncDatabase[Document]) -> None:

@@ -41,6 +41,8 @@ class RunRecord:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     due_at: datetime | None = None
+    published_revision: int = 0
+    """The last revision whose actions were all carried out (read without another lookup)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> RunRecord:
@@ -64,6 +66,7 @@ def _to_doc(r: RunRecord) -> Document:
         "assets": r.assets_json,
         "traceId": r.trace_id,
         "webhook": r.webhook_json,
+        "publishedRevision": r.published_revision,
     }
 
 
@@ -84,6 +87,7 @@ def _from_doc(d: Document) -> RunRecord:
         assets_json=d.get("assets", "{}"),
         trace_id=d.get("traceId"),
         webhook_json=d.get("webhook"),
+        published_revision=d["publishedRevision"] if "publishedRevision" in d else d["revision"],
     )
 
 
@@ -173,9 +177,9 @@ class RunRepository:
         )
 
     async def mark_published(self, run_id: str, revision: int) -> None:
-        await self._revisions.update_one(
-            {"_id": claim_id(run_id, revision)}, {"$set": {"published": True}}
-        )
+        """Record on the run that `revision`'s actions were carried out, so the next event
+        needs no lookup to know (one writer per run: revisions are marked in order)."""
+        await self._runs.update_one({"_id": run_id}, {"$set": {"publishedRevision": revision}})
 
     async def catch_up(self, record: RunRecord) -> RunRecord:
         """Roll the run forward over revisions claimed but not yet written to it (a writer

@@ -63,22 +63,25 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         transient=mongo.TRANSIENT_ERRORS,
     )
 
-    # One consumer over every run-keyed input topic with the range assignor: partition N of
-    # each topic goes to the same instance, so one instance owns all events of a run (FerretDB's
+    # Each consumer takes every run-keyed input topic with the range assignor: partition N of
+    # each topic goes to the same consumer, so one consumer owns all events of a run (FerretDB's
     # updates are not atomic under concurrent writers; one writer per run keeps us correct).
-    # The round-robin default would split a run's topics across instances.
-    @broker.subscriber(
-        Topic.RUN_REQUESTED,
-        Topic.STEP_FINISHED,
-        Topic.RUN_CANCEL,
-        Topic.RUN_TIMERS,
-        group_id=settings.orchestrator_group_id,
-        partition_assignment_strategy=(RangePartitionAssignor,),
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    # The round-robin default would split a run's topics across consumers. Several consumers
+    # in one process work on different partitions at once, each committing after its effects.
     async def handle(msg: KafkaMessage) -> None:
         await dispatcher.handle(msg)
+
+    for _ in range(settings.orchestrator_consumers):
+        broker.subscriber(
+            Topic.RUN_REQUESTED,
+            Topic.STEP_FINISHED,
+            Topic.RUN_CANCEL,
+            Topic.RUN_TIMERS,
+            group_id=settings.orchestrator_group_id,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(handle)
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds

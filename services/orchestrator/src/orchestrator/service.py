@@ -124,6 +124,7 @@ class Orchestrator:
             timing=(event.node_id, event.started_at),
             assets={a.ref: a for a in event.assets},
         )
+        await self._disarm_step_timeout(event.run_id, event.node_id, event.attempt)
 
     async def on_step_failed(self, event: ev.StepFailed) -> None:
         error = StepError(
@@ -144,6 +145,7 @@ class Orchestrator:
             ),
             timing=(event.node_id, event.started_at),
         )
+        await self._disarm_step_timeout(event.run_id, event.node_id, event.attempt)
 
     async def on_cancel_requested(self, event: ev.RunCancelRequested) -> None:
         await self._apply(event.run_id, lambda _d, s: cancel_run(s, self._clock()))
@@ -194,11 +196,9 @@ class Orchestrator:
             log.error("run %s: event for a run that does not exist; ignored", run_id)
             return None
         # Nothing is decided on top of a revision whose actions were never carried out (a
-        # publish that failed, a writer that died after its claim).
-        first = record.revision
-        record = await self._runs.catch_up(record)
-        for revision in range(first, record.revision + 1):
-            await self._flush(record, revision)
+        # publish that failed). A claim the run never received (a writer that died between
+        # claim and write) shows up as a conflict below and is rolled forward there.
+        await self._flush_unpublished(record)
         for _ in range(MAX_CONFLICT_RETRIES):
             defn = await self._definition(
                 record.tenant_id, record.workflow_id, record.workflow_version
@@ -218,16 +218,16 @@ class Orchestrator:
             actions = self._actions(updated, decision)
             if await self._runs.commit(updated, outbox_json=outbox.dump(actions)):
                 await self._carry_out(updated, updated.revision, actions)
+                if is_terminal(new_state.status):
+                    await self._disarm_run_timers(run_id)
                 return updated
             log.info(
                 "run %s: revision %d was claimed meanwhile; deciding again",
                 run_id,
                 updated.revision,
             )
-            first = record.revision
             record = await self._runs.catch_up(record)
-            for revision in range(first + 1, record.revision + 1):
-                await self._flush(record, revision)
+            await self._flush_unpublished(record)
         raise RuntimeError(f"run {run_id}: gave up after {MAX_CONFLICT_RETRIES} write conflicts")
 
     def _record_for(
@@ -333,10 +333,23 @@ class Orchestrator:
             finished_at=state.completed_at or now,
         )
 
+    async def _disarm_step_timeout(self, run_id: str, node_id: str, attempt: int) -> None:
+        """A finished step's timeout would only fire stale; removing it keeps the sweeper's
+        collection small (a missed removal is harmless)."""
+        await self._timers.disarm(TimerRecord(run_id, "step_timeout", node_id, attempt, _now()))
+
+    async def _disarm_run_timers(self, run_id: str) -> None:
+        for kind in (WATCHDOG, "run_timeout"):
+            await self._timers.disarm(TimerRecord(run_id, kind, None, None, _now()))
+
+    async def _flush_unpublished(self, record: RunRecord) -> None:
+        for revision in range(record.published_revision + 1, record.revision + 1):
+            await self._flush(record, revision)
+
     async def _flush(self, record: RunRecord, revision: int) -> None:
         """Carry out what a revision decided, if that never completed."""
         claimed = await self._runs.revision(record.run_id, revision)
-        if claimed is not None and not claimed.published:
+        if claimed is not None:
             log.info("run %s: carrying out revision %d's actions again", record.run_id, revision)
             await self._carry_out(record, revision, outbox.load(claimed.outbox_json))
 

@@ -10,6 +10,9 @@ class OrchestratorSettings(KafkaSettings, MongoSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     orchestrator_group_id: str = "orchestrator"
+    orchestrator_consumers: int = Field(default=3, ge=1, le=64)
+    """Consumers in this process; each owns some partitions (at most the partition count
+    across all instances is useful)."""
     default_step_timeout_seconds: float = Field(default=900, gt=0)
     """A step without its own timeoutSeconds is re-driven after this long."""
     max_chain_depth: int = Field(default=5, ge=1, le=50)
