@@ -137,6 +137,8 @@ def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
         t0 = time.monotonic()
         _wait_ready(settings, name, pid, offset, timeout)
         say(f"{name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
+    register_demo(settings)
+    say(f"demo workflow '{DEMO_WORKFLOW}' registered; try:\n{curl_line(settings)}")
 
 
 def stop(settings: Settings, say: Say, timeout: float = 90.0) -> None:
