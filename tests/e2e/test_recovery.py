@@ -84,7 +84,7 @@ def test_a_run_whose_request_message_was_lost_is_started_by_its_watchdog(system:
     assert run["outputs"][0]["value"] == "found again"
 
 
-def test_a_step_lost_with_its_executor_is_run_again_after_its_timeout(
+def test_a_step_lost_with_its_executor_is_re_driven_after_its_timeout_without_a_retry_policy(
     system: Any, receiver: Receiver
 ) -> None:
     receiver.on("/hang", Reply(200, delay=20), Reply(200, {"second": True}))
@@ -97,8 +97,6 @@ def test_a_step_lost_with_its_executor_is_run_again_after_its_timeout(
                 "type": "http.request",
                 "params": {"url": f"{receiver.url}/hang"},
                 "timeoutSeconds": 3,
-                # The dead executor's partitions move only after its session times out (10 s).
-                "retry": {"maxAttempts": 6, "backoff": {"initialSeconds": 1, "factor": 2}},
             }
         ],
         "outputs": {"body": "{{ nodes.call.body }}"},
@@ -118,8 +116,8 @@ def test_a_step_lost_with_its_executor_is_run_again_after_its_timeout(
         final = poll(c, run["runId"], timeout=90)
     assert final["status"] == "completed", final
     step = final["steps"][0]
-    assert step["attempt"] >= 2
-    assert {a["error"]["code"] for a in step["attempts"]} == {"timeout"}
+    assert step["attempt"] == 2
+    assert [a["error"]["code"] for a in step["attempts"]] == ["timeout"]
     assert final["outputs"][0]["value"] == {"second": True}
 
 

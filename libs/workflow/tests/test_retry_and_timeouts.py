@@ -248,17 +248,43 @@ def test_a_step_timeout_for_the_current_attempt_retries_the_step() -> None:
     assert decision.effects == (ScheduleTimer("retry", "a", 2, at(31)),)
 
 
-def test_a_step_timeout_without_retries_left_fails_the_run() -> None:
+def test_a_step_whose_result_never_came_is_re_driven_once_even_without_retries() -> None:
     defn = definition(timeoutSeconds=2.5)
     run = start_run(defn, new_run_state("r", defn, {}), T0).state
 
-    decision = timer_fired(defn, run, Timer(kind="step_timeout", node_id="a", attempt=1), at(3))
+    lost = timer_fired(defn, run, Timer(kind="step_timeout", node_id="a", attempt=1), at(3))
+
+    assert lost.state.status is RunStatus.RUNNING
+    assert lost.state.steps["a"].status is StepStatus.RETRYING
+    retry = [e for e in lost.effects if isinstance(e, ScheduleTimer)]
+    assert [(t.kind, t.attempt, t.due_at) for t in retry] == [("retry", 2, at(3))]
+
+
+def test_a_step_timeout_without_retries_left_fails_the_run_the_second_time() -> None:
+    defn = definition(timeoutSeconds=2.5)
+    run = start_run(defn, new_run_state("r", defn, {}), T0).state
+    lost = timer_fired(defn, run, Timer(kind="step_timeout", node_id="a", attempt=1), at(3))
+    again = timer_fired(defn, lost.state, Timer(kind="retry", node_id="a", attempt=2), at(3))
+
+    decision = timer_fired(
+        defn, again.state, Timer(kind="step_timeout", node_id="a", attempt=2), at(6)
+    )
 
     assert decision.state.status is RunStatus.FAILED
     assert decision.state.error is not None
     assert decision.state.error.message == (
-        "node 'a' (text.template) failed: node 'a' exceeded its timeout of 2.5s"
+        "node 'a' (text.template) failed after 2 attempts: node 'a' exceeded its timeout of 2.5s"
     )
+
+
+def test_a_timeout_the_executor_reports_is_not_re_driven_without_a_policy() -> None:
+    defn = definition(timeoutSeconds=2.5)
+    run = start_run(defn, new_run_state("r", defn, {}), T0).state
+    reported = StepError(code="timeout", message="the step exceeded its timeout", retryable=True)
+
+    decision = step_failed(defn, run, "a", 1, reported, at(3))
+
+    assert decision.state.status is RunStatus.FAILED
 
 
 def test_a_stale_step_timeout_changes_nothing() -> None:

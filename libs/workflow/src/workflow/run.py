@@ -489,7 +489,9 @@ def timer_fired(
             retryable=True,
         )
         cancel = (CancelChildRun(step.child_run_id),) if step.child_run_id else ()
-        return _step_attempt_failed(run, node, step, error, now, jitter, None, cancel)
+        return _step_attempt_failed(
+            run, node, step, error, now, jitter, None, cancel, redrive_lost=True
+        )
     if timer.kind == "wait" and node.type == "wait":
         params, problem = _dispatch_params(node, _context(run))
         if problem is not None:  # resolved when the wait began, so it does again
@@ -667,10 +669,15 @@ def _step_attempt_failed(
     jitter: float,
     started_at: datetime | None,
     effects: tuple[Effect, ...],
+    *,
+    redrive_lost: bool = False,
 ) -> Decision:
     """Retry the step if its policy allows; otherwise fail it, and the run with it.
 
-    A map step is never retried as a whole: its items are, each on its own.
+    A map step is never retried as a whole: its items are, each on its own. With
+    `redrive_lost` (no result arrived before the step's timeout: its message or its executor
+    may have been lost), an executable step is dispatched once more even without a retry
+    policy, the first time this happens to it.
     """
     policy = None if node.type == "map" else node.retry
     record = _attempt_record(step, error, now, started_at)
@@ -678,6 +685,17 @@ def _step_attempt_failed(
         due = now + timedelta(seconds=retry_delay(policy.backoff, step.attempt, jitter))
         retrying = _retrying(step, error, record, due)
         timer = ScheduleTimer("retry", node.id, step.attempt + 1, due)
+        return Decision(_revised(_with_step(run, retrying), run), (*effects, timer))
+    node_type = get_node_type(node.type)
+    first_loss = not any(a.error is not None and a.error.code == "timeout" for a in step.attempts)
+    if (
+        redrive_lost
+        and first_loss
+        and node_type is not None
+        and node_type.kind is NodeKind.EXECUTABLE
+    ):
+        retrying = _retrying(step, error, record, now)
+        timer = ScheduleTimer("retry", node.id, step.attempt + 1, now)
         return Decision(_revised(_with_step(run, retrying), run), (*effects, timer))
     failed = _cancel_items(_failed(step, error, record, now), now)
     run_error = RunError(

@@ -41,6 +41,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         Policy(
             default_step_timeout=settings.default_step_timeout_seconds,
             max_depth=settings.max_chain_depth,
+            step_timeout_grace=settings.step_timeout_grace_seconds,
         ),
     )
     sweeper = Sweeper(

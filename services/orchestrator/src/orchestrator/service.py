@@ -13,7 +13,7 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bus.envelope import new_traceparent
 from bus.publisher import EventPublisher
@@ -74,6 +74,9 @@ def _jitter() -> float:
 class Policy:
     default_step_timeout: float = 900
     max_depth: int = 5
+    step_timeout_grace: float = 5.0
+    """The executor enforces a step's timeout itself and reports it; the orchestrator's own
+    timer fires this much later, for a step whose result was lost."""
 
 
 class Orchestrator:
@@ -271,9 +274,10 @@ class Orchestrator:
                     outbox.Publish(event_id, RUN_EVENT_OF_KIND[effect.kind].model_validate(data))
                 )
             elif isinstance(effect, ScheduleTimer):
-                actions.append(
-                    outbox.Schedule(effect.kind, effect.node_id, effect.attempt, effect.due_at)
-                )
+                due_at = effect.due_at
+                if effect.kind == "step_timeout":
+                    due_at += timedelta(seconds=self._policy.step_timeout_grace)
+                actions.append(outbox.Schedule(effect.kind, effect.node_id, effect.attempt, due_at))
             elif isinstance(effect, StartChildRun):
                 actions.append(
                     outbox.StartChild(

@@ -16,6 +16,8 @@ class OrchestratorSettings(KafkaSettings, MongoSettings):
     default_step_timeout_seconds: float = Field(default=900, gt=0)
     """A step without its own timeoutSeconds is re-driven after this long."""
     max_chain_depth: int = Field(default=5, ge=1, le=50)
+    step_timeout_grace_seconds: float = Field(default=5, ge=0)
+    """How long after a step's timeout the orchestrator re-drives it if no result came."""
     watchdog_seconds: float = Field(default=30, gt=0)
     sweep_interval_seconds: float = Field(default=0.5, gt=0)
     timer_lease_seconds: float = Field(default=30, gt=0)
