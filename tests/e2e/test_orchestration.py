@@ -336,3 +336,43 @@ def test_killing_the_orchestrator_during_a_retry_delay_still_ends_the_run(
     assert final["status"] == "completed", final
     assert final["steps"][0]["attempt"] == 2
     assert len(receiver.calls("/later")) == 2
+
+
+def test_a_map_reports_its_progress_on_the_event_stream(system: Any) -> None:
+    definition = {
+        "name": "texts",
+        "inputSchema": {"type": "object", "properties": {"words": {"type": "array"}}},
+        "nodes": [
+            {"id": "pause", "type": "wait", "params": {"seconds": 0.5}},
+            {
+                "id": "each",
+                "type": "map",
+                "params": {
+                    "items": "{{ inputs.words }}",
+                    "concurrency": 1,
+                    "node": {"type": "text.template", "params": {"template": "{{ item }}!"}},
+                },
+            },
+        ],
+        "outputs": {"texts": "{{ nodes.each.results }}"},
+    }
+    with system.client() as c:
+        workflow_id = register(c, definition)
+        run = c.post(
+            f"/v1/workflows/{workflow_id}/run",
+            json={"inputs": {"words": ["a", "b", "c"]}},
+            headers={"Prefer": "respond-async"},
+        ).json()
+        progress: list[float] = []
+        with c.stream("GET", f"/v1/runs/{run['runId']}/events", timeout=30) as stream:
+            name = ""
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and name == "step.progress":
+                    progress.append(json.loads(line.split(":", 1)[1])["progress"])
+        final = c.get(f"/v1/runs/{run['runId']}").json()
+    assert final["outputs"][0]["value"] == ["a!", "b!", "c!"]
+    assert progress == pytest.approx([1 / 3, 2 / 3, 1.0])
+    each = next(s for s in final["steps"] if s["nodeId"] == "each")
+    assert (each["itemsDone"], each["itemsTotal"]) == (3, 3)

@@ -87,7 +87,7 @@ def test_a_run_whose_request_message_was_lost_is_started_by_its_watchdog(system:
 def test_a_step_lost_with_its_executor_is_re_driven_after_its_timeout_without_a_retry_policy(
     system: Any, receiver: Receiver
 ) -> None:
-    receiver.on("/hang", Reply(200, delay=20), Reply(200, {"second": True}))
+    receiver.on("/hang", Reply(200, delay=30), Reply(200, {"second": True}))
     definition = {
         "name": "call",
         "inputSchema": {"type": "object"},
@@ -96,7 +96,7 @@ def test_a_step_lost_with_its_executor_is_re_driven_after_its_timeout_without_a_
                 "id": "call",
                 "type": "http.request",
                 "params": {"url": f"{receiver.url}/hang"},
-                "timeoutSeconds": 3,
+                "timeoutSeconds": 10,
             }
         ],
         "outputs": {"body": "{{ nodes.call.body }}"},
@@ -109,6 +109,9 @@ def test_a_step_lost_with_its_executor_is_re_driven_after_its_timeout_without_a_
             headers={"Prefer": "respond-async"},
         ).json()
         assert receiver.wait_for(lambda: len(receiver.calls("/hang")) == 1, timeout=30)
+        # Past the consumer's 5 s auto-commit: the record is committed, only the orchestrator's
+        # timeout can bring the step back.
+        time.sleep(6)
         executor = system.procs["executor"]
         os.kill(executor.pid, signal.SIGKILL)
         executor.wait(10)
@@ -119,6 +122,7 @@ def test_a_step_lost_with_its_executor_is_re_driven_after_its_timeout_without_a_
     assert step["attempt"] == 2
     assert [a["error"]["code"] for a in step["attempts"]] == ["timeout"]
     assert final["outputs"][0]["value"] == {"second": True}
+    assert len(receiver.calls("/hang")) == 2
 
 
 def test_cancel_after_fails_a_run_that_runs_longer(system: Any) -> None:

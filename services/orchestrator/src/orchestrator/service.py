@@ -42,7 +42,7 @@ from workflow.run import (
     step_succeeded,
     timer_fired,
 )
-from workflow.state import RunStatus, is_terminal
+from workflow.state import RunStatus, StepStatus, is_terminal
 from workflow.validation import validate_inputs
 
 from contracts import events as ev
@@ -219,6 +219,7 @@ class Orchestrator:
                 )
             updated = self._record_for(record, new_state, assets)
             actions = self._actions(updated, decision)
+            actions += self._map_progress(updated, state, new_state)
             if await self._runs.commit(updated, outbox_json=outbox.dump(actions)):
                 await self._carry_out(updated, updated.revision, actions)
                 if is_terminal(new_state.status):
@@ -247,6 +248,36 @@ class Orchestrator:
             started_at=state.started_at,
             completed_at=state.completed_at,
         )
+
+    def _map_progress(
+        self, record: RunRecord, before: RunState, after: RunState
+    ) -> list[outbox.Action]:
+        """Progress of `map` steps whose items finished in this decision (for SSE)."""
+        progress: list[outbox.Action] = []
+        for node_id, step in after.steps.items():
+            if not step.items_total or step.items is None:
+                continue
+            done = sum(1 for item in step.items if item.status is StepStatus.SUCCEEDED)
+            old = before.steps.get(node_id)
+            old_done = (
+                sum(1 for item in (old.items or []) if item.status is StepStatus.SUCCEEDED)
+                if old is not None
+                else 0
+            )
+            if done > old_done:
+                progress.append(
+                    outbox.Publish(
+                        f"{record.run_id}:{record.revision}:progress:{node_id}",
+                        ev.StepProgress(
+                            run_id=record.run_id,
+                            node_id=node_id,
+                            attempt=step.attempt,
+                            progress=done / step.items_total,
+                            message=f"{done} of {step.items_total} items done",
+                        ),
+                    )
+                )
+        return progress
 
     def _actions(self, record: RunRecord, decision: Decision) -> list[outbox.Action]:
         actions: list[outbox.Action] = []
