@@ -276,7 +276,7 @@ def test_the_event_stream_of_a_two_node_run_shows_both_steps_and_the_end(system:
         "name": "two steps",
         "inputSchema": {"type": "object"},
         "nodes": [
-            {"id": "pause", "type": "wait", "params": {"seconds": 0.5}},
+            {"id": "pause", "type": "wait", "params": {"seconds": 2}},
             {
                 "id": "say",
                 "type": "text.template",
@@ -343,7 +343,7 @@ def test_a_map_reports_its_progress_on_the_event_stream(system: Any) -> None:
         "name": "texts",
         "inputSchema": {"type": "object", "properties": {"words": {"type": "array"}}},
         "nodes": [
-            {"id": "pause", "type": "wait", "params": {"seconds": 0.5}},
+            {"id": "pause", "type": "wait", "params": {"seconds": 2}},
             {
                 "id": "each",
                 "type": "map",
