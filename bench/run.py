@@ -16,13 +16,10 @@ import argparse
 import asyncio
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,12 +31,12 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from devstack import apps, process, stack
+from devstack import apps, stack
 from devstack.api import Endpoints, ensure_up
 from devstack.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("ingress", "orchestrator", "executor", "notifier")
+SERVICES = apps.SERVICES
 KAFKA_HOPS = 4  # run.requested, step.requested, step.finished, run.events
 WORKFLOW_ID = "bench-echo"
 WORKFLOW: dict[str, Any] = {
@@ -100,19 +97,6 @@ class System:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return bool(r.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _fail_start(system: System, why: str) -> RuntimeError:
-    detail = "\n".join(f"--- {n}\n{process.tail(system.logs / f'{n}.log', 30)}" for n in SERVICES)
-    return RuntimeError(f"{why}\n{detail}")
-
-
 @contextmanager
 def services(settings: Settings, endpoints: Endpoints, port: int) -> Iterator[System]:
     """The four services as child processes; SIGTERM and wait on the way out, even on error."""
@@ -129,39 +113,18 @@ def services(settings: Settings, endpoints: Endpoints, port: int) -> Iterator[Sy
     logs.mkdir(parents=True, exist_ok=True)
     system = System(url=f"http://127.0.0.1:{port}", env=env, logs=logs)
     try:
-        for name in SERVICES:
-            with (logs / f"{name}.log").open("wb") as out:
-                system.procs[name] = subprocess.Popen(
-                    [sys.executable, "-m", name], env=env, stdout=out, stderr=subprocess.STDOUT
-                )
-        deadline = time.monotonic() + 120
-        while not _http_ok(f"{system.url}/readyz"):
-            dead = {n: p.returncode for n, p in system.procs.items() if p.poll() is not None}
-            if dead or time.monotonic() > deadline:
-                raise _fail_start(system, f"the system did not start (exited: {dead})")
-            time.sleep(0.3)
-        for name in ("orchestrator", "executor", "notifier"):
-            while apps.READY_MARK not in (logs / f"{name}.log").read_text(errors="replace"):
-                if system.procs[name].poll() is not None or time.monotonic() > deadline:
-                    raise _fail_start(system, f"{name} did not start")
-                time.sleep(0.2)
+        system.procs.update(apps.launch(env, logs))
+        apps.await_ready(system.url, logs, system.procs)
         yield system
     finally:
-        for p in system.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for name, p in system.procs.items():
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                log(f"{name} did not stop within 60 s; killing it")
-                p.kill()
-                p.wait()
+        apps.terminate(system.procs)
         if system.procs:
             log("services stopped")
         from pymongo import MongoClient
 
-        with MongoClient(env["MONGODB_URL"], serverSelectionTimeoutMS=5000) as client:
+        with MongoClient[dict[str, Any]](
+            env["MONGODB_URL"], serverSelectionTimeoutMS=5000
+        ) as client:
             client.drop_database(env["MONGODB_DATABASE"])
 
 

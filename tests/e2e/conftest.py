@@ -8,8 +8,6 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,14 +56,6 @@ class System:
         )
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return bool(r.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def system(stack: Endpoints) -> Iterator[System]:
     settings = Settings.from_env()
@@ -98,31 +88,10 @@ def system(stack: Endpoints) -> Iterator[System]:
         }
     )
     logs = settings.logs_dir / "e2e"
-    logs.mkdir(parents=True, exist_ok=True)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for name in SERVICES:
-        log = (logs / f"{name}.log").open("wb")
-        procs[name] = subprocess.Popen(
-            [sys.executable, "-m", name], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+    procs = apps.launch(env, logs)
     url = f"http://127.0.0.1:{PORT}"
     try:
-        deadline = time.monotonic() + 90
-        while not _ready(f"{url}/readyz"):
-            dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
-            if dead or time.monotonic() > deadline:
-                detail = "\n".join(
-                    f"--- {n}\n{process.tail(logs / f'{n}.log', 30)}" for n in SERVICES
-                )
-                raise RuntimeError(f"the system did not start (exited: {dead})\n{detail}")
-            time.sleep(0.3)
-        for name in ("orchestrator", "executor", "notifier"):
-            while apps.READY_MARK not in (logs / f"{name}.log").read_text(errors="replace"):
-                if procs[name].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{name} did not start:\n{process.tail(logs / f'{name}.log')}"
-                    )
-                time.sleep(0.2)
+        apps.await_ready(url, logs, procs, timeout=90)
         key = subprocess.run(
             [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", "e2e"],
             env=env,
@@ -133,14 +102,7 @@ def system(stack: Endpoints) -> Iterator[System]:
         ).stdout.strip()
         yield System(url=url, key=key, env=env, logs=logs, procs=procs)
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        apps.terminate(procs)
         _drop_database(env["MONGODB_URL"], env["MONGODB_DATABASE"])
 
 

@@ -64,7 +64,6 @@ async def test_a_claimed_revision_never_written_to_the_run_is_rolled_forward(
             "_id": "run_b@2",
             "record": {**_doc(_run("run_b", 2, "completed"))},
             "outbox": "[]",
-            "published": False,
         }
     )
     stale = await runs.get("run_b")
@@ -93,7 +92,7 @@ async def test_an_unpublished_revision_keeps_its_outbox_until_marked(
     await runs.commit(_run("run_c", 1), outbox_json='["message"]')
     claimed = await runs.revision("run_c", 1)
     assert claimed is not None
-    assert (claimed.outbox_json, claimed.published) == ('["message"]', False)
+    assert claimed.outbox_json == '["message"]'
     stored = await runs.get("run_c")
     assert stored is not None
     assert stored.published_revision == 0

@@ -46,7 +46,7 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
         [("tenantId", ASCENDING), ("workflowId", ASCENDING), ("_id", DESCENDING)],
         name="tenant_workflow_newest_first",
     )
-    await db.runs.create_index([("status", ASCENDING), ("dueAt", ASCENDING)], name="sweeper")
+    await db.runs.create_index([("status", ASCENDING)], name="status")
     await db.api_keys.create_index([("tenantId", ASCENDING)], name="tenant")
     await db.workflow_heads.create_index([("tenantId", ASCENDING)], name="tenant")
     await db.timers.create_index([("dueAt", ASCENDING)], name="due")

@@ -12,7 +12,7 @@ its SQLite index and scans the collection for anything else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,10 +40,8 @@ class RunRecord:
     webhook_json: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
-    due_at: datetime | None = None
     published_revision: int = 0
     """The last revision whose actions were all carried out (read without another lookup)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -60,7 +58,6 @@ def _to_doc(r: RunRecord) -> Document:
         "createdAt": r.created_at,
         "startedAt": r.started_at,
         "completedAt": r.completed_at,
-        "dueAt": r.due_at,
         "state": r.state_json,
         "metadata": r.metadata_json,
         "assets": r.assets_json,
@@ -81,7 +78,6 @@ def _from_doc(d: Document) -> RunRecord:
         created_at=d["createdAt"],
         started_at=d.get("startedAt"),
         completed_at=d.get("completedAt"),
-        due_at=d.get("dueAt"),
         state_json=d["state"],
         metadata_json=d.get("metadata", "{}"),
         assets_json=d.get("assets", "{}"),
@@ -99,7 +95,6 @@ class Revision:
     revision: int
     record: RunRecord
     outbox_json: str
-    published: bool
 
 
 def claim_id(run_id: str, revision: int) -> str:
@@ -153,7 +148,6 @@ class RunRepository:
                     "_id": claim_id(record.run_id, record.revision),
                     "record": doc,
                     "outbox": outbox_json,
-                    "published": False,
                 }
             )
         except DuplicateKeyError:
@@ -173,7 +167,6 @@ class RunRepository:
             revision=revision,
             record=_from_doc({"_id": run_id, **doc["record"]}),
             outbox_json=doc["outbox"],
-            published=doc["published"],
         )
 
     async def mark_published(self, run_id: str, revision: int) -> None:

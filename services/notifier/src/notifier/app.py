@@ -16,6 +16,7 @@ from bus.startup import kafka_ready, require
 from bus.topics import Topic
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
+from runview import Definitions, RunRenderer
 from storage import mongo
 from storage.assets import AssetStore
 from storage.deliveries import DeliveryRepository
@@ -24,7 +25,6 @@ from storage.tenants import TenantRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
-from notifier.render import RunRenderer
 from notifier.scheduler import Scheduler
 from notifier.sender import Sender
 from notifier.service import Notifier
@@ -41,6 +41,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
     db = client[settings.mongodb_database]
     runs = RunRepository(db)
     deliveries = DeliveryRepository(db)
+    store = AssetStore(settings.s3_config())
     schedule = settings.retry_schedule()
     http = egress.client(
         settings.egress_policy(),
@@ -52,7 +53,8 @@ def create_app(settings: NotifierSettings) -> FastStream:
         runs=runs,
         tenants=TenantRepository(db),
         renderer=RunRenderer(
-            WorkflowRepository(db), AssetStore(settings.s3_config()), settings.s3_url_expiry
+            Definitions(WorkflowRepository(db)),
+            lambda ref: store.presign(ref, expires=settings.s3_url_expiry),
         ),
         http=http,
         schedule=schedule,

@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from egress import EgressRefused
+from runview import RunRenderer
 from storage.deliveries import Attempt, Claim, Delivery, DeliveryRepository, DeliveryStatus, Due
 from storage.runs import RunRepository
 from storage.tenants import TenantRepository
 
-from notifier.render import RunRenderer
 from notifier.retries import RetrySchedule, decide, parse_retry_after
 from notifier.signing import signed_headers, webhook_body
 

@@ -19,7 +19,7 @@ from bus.envelope import new_traceparent
 from bus.publisher import EventPublisher
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
-from runview import RunView, load_view, to_event_data
+from runview import Definitions, RunView, load_view, to_event_data
 from storage.runs import RunRecord, RunRepository
 from storage.timers import WATCHDOG, TimerRecord, TimerRepository
 from storage.workflows import WorkflowRepository
@@ -97,7 +97,7 @@ class Orchestrator:
         self._policy = policy
         self._clock = clock
         self._jitter = jitter
-        self._definitions: dict[tuple[str, str, int], WorkflowDefinition] = {}
+        self._definitions = Definitions(workflows)
 
     async def on_run_requested(self, event: ev.RunRequested) -> None:
         p = self._policy
@@ -175,17 +175,6 @@ class Orchestrator:
         if event.kind == WATCHDOG and record is not None and still_going:
             await self._timers.arm_watchdog(record.run_id, self._clock())
 
-    async def _definition(
-        self, tenant_id: str, workflow_id: str, version: int
-    ) -> WorkflowDefinition:
-        key = (tenant_id, workflow_id, version)
-        if key not in self._definitions:
-            wf = await self._workflows.get(*key)
-            if wf is None:
-                raise LookupError(f"workflow {key} is missing")
-            self._definitions[key] = WorkflowDefinition.model_validate_json(wf.definition_json)
-        return self._definitions[key]
-
     async def _apply(
         self,
         run_id: str,
@@ -203,7 +192,7 @@ class Orchestrator:
         # claim and write) shows up as a conflict below and is rolled forward there.
         await self._flush_unpublished(record)
         for _ in range(MAX_CONFLICT_RETRIES):
-            defn = await self._definition(
+            defn = await self._definitions.get(
                 record.tenant_id, record.workflow_id, record.workflow_version
             )
             state = RunState.model_validate_json(record.state_json)
@@ -281,7 +270,8 @@ class Orchestrator:
 
     def _actions(self, record: RunRecord, decision: Decision) -> list[outbox.Action]:
         actions: list[outbox.Action] = []
-        view = load_view(record)
+        # Parsing the stored run again is only needed for events that carry the run.
+        view: RunView | None = None
         for i, effect in enumerate(decision.effects):
             event_id = f"{record.run_id}:{record.revision}:{i}"
             if isinstance(effect, DispatchStep):
@@ -300,6 +290,7 @@ class Orchestrator:
                     )
                 )
             elif isinstance(effect, PublishRunEvent):
+                view = view or load_view(record)
                 data = to_event_data(view).model_dump()
                 actions.append(
                     outbox.Publish(event_id, RUN_EVENT_OF_KIND[effect.kind].model_validate(data))
@@ -333,6 +324,7 @@ class Orchestrator:
                     )
                 )
             elif isinstance(effect, NotifyParent):
+                view = view or load_view(record)
                 actions.append(outbox.Publish(event_id, self._parent_event(view, effect)))
             else:  # pragma: no cover - the domain's effect union is closed
                 raise TypeError(f"unknown effect {effect!r}")
@@ -421,7 +413,7 @@ class Orchestrator:
             which = f" version {action.version}" if action.version is not None else ""
             problem = f"workflow {action.workflow_id!r}{which} does not exist"
         else:
-            defn = await self._definition(parent.tenant_id, workflow.workflow_id, workflow.version)
+            defn = self._definitions.of(workflow)
             problems = validate_inputs(defn.input_schema, action.inputs)
             if problems:
                 problem = "child inputs invalid: " + "; ".join(

@@ -262,3 +262,51 @@ def _banner(settings: Settings) -> str:
         f"  {curl_line(settings)}\n"
         "==================================================================\n"
     )
+
+
+def launch(env: Mapping[str, str], logs: Path) -> dict[str, subprocess.Popen[bytes]]:
+    """The four services as child processes of the caller (tests, the bench), one log each."""
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name in SERVICES:
+        with (logs / f"{name}.log").open("wb") as out:
+            procs[name] = subprocess.Popen(
+                _command(name), env=dict(env), stdout=out, stderr=subprocess.STDOUT
+            )
+    return procs
+
+
+def await_ready(
+    url: str, logs: Path, procs: Mapping[str, subprocess.Popen[bytes]], timeout: float = 120
+) -> None:
+    """Until ingress answers /readyz and every consumer has started; AppError with the logs'
+    tails when one exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+
+    def failed(why: str) -> AppError:
+        tails = "\n".join(f"--- {n}\n{process.tail(logs / f'{n}.log', 30)}" for n in procs)
+        return AppError(f"{why}\n{tails}")
+
+    while not _http_ok(f"{url}/readyz"):
+        dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+        if dead or time.monotonic() > deadline:
+            raise failed(f"the system did not start (exited: {dead})")
+        time.sleep(0.3)
+    for name in SERVICES[1:]:
+        while READY_MARK not in (logs / f"{name}.log").read_text(errors="replace"):
+            if procs[name].poll() is not None or time.monotonic() > deadline:
+                raise failed(f"{name} did not start")
+            time.sleep(0.2)
+
+
+def terminate(procs: Mapping[str, subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    """SIGTERM every service, wait for each, kill what does not stop in time."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.terminate()
+    for p in procs.values():
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

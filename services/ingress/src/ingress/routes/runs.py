@@ -101,7 +101,7 @@ async def run_workflow(
     if workflow is None:
         which = f" version {body.version}" if body.version is not None else ""
         raise ProblemError(404, f"no workflow {workflow_id!r}{which}", kind="not-found")
-    defn = await runtime.definition(tenant_id, workflow_id, workflow.version)
+    defn = runtime.definitions.of(workflow)
     problems = validate_inputs(defn.input_schema, body.inputs)
     if problems:
         raise ProblemError(

@@ -101,7 +101,7 @@ async def _chain_problems(
         )
         if record is None:
             continue
-        found = await runtime.definition(tenant_id, target_id, record.version)
+        found = runtime.definitions.of(record)
         lookup[ref] = found
         pending.extend(chain_references(found))
     return find_chain_cycles(workflow_id, defn, lookup)
