@@ -19,7 +19,10 @@ from devstack.settings import Settings
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
-        description="Run the project's Kafka, MongoDB and S3 servers as local processes.",
+        description=(
+            "Run the project's Kafka, MongoDB (FerretDB on PostgreSQL) and S3 servers as local "
+            "processes."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="provision and start what is not running; wait for health")

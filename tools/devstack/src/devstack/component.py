@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -42,6 +43,9 @@ class Component(ABC):
     name: str
     #: how long one health probe may take when the server is expected to be up already
     probe_timeout: float = 10.0
+    #: how ``stop`` asks the server to shut down: this signal, to its whole process group or not
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_group: bool = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -88,6 +92,19 @@ class Component(ABC):
     def after_healthy(self, say: Say) -> None:  # noqa: B027 - optional hook
         """Create what the stack expects to exist (topics, buckets)."""
 
+    def spawn(self, launch: Launch) -> int:
+        """Start the server detached; return its pid (written to the pid file)."""
+        return process.spawn(launch.cmd, self.log_file, self.pid_file, launch.env)
+
+    def dependencies(self) -> tuple[str, ...]:
+        """Names of the components that must be healthy before this one starts (and that are
+        stopped only after it)."""
+        return ()
+
+    def outdated(self, pid: int) -> str | None:
+        """Why the running server ``pid`` must be restarted (changed set-up), else None."""
+        return None
+
     # -- shared behaviour ----------------------------------------------------------------------
     def fail(self, reason: str, detail: str = "") -> DevstackError:
         return DevstackError(self.name, reason, self.log_file, detail)
@@ -112,6 +129,11 @@ class Component(ABC):
         """Leave a healthy server alone; otherwise start it and wait until it is healthy."""
         started = time.monotonic()
         pid = self.running_pid()
+        reason = self.outdated(pid) if pid is not None else None
+        if reason is not None:
+            say(f"{self.name}: restarting ({reason})")
+            self.stop(say)
+            pid = None
         if pid is not None:
             try:
                 version = self.probe(self.probe_timeout)
@@ -136,7 +158,7 @@ class Component(ABC):
             if process.aborted():
                 raise self.fail("interrupted")
             provisioned = time.monotonic()
-            pid = process.spawn(launch.cmd, self.log_file, self.pid_file, launch.env)
+            pid = self.spawn(launch)
             self.meta_file.write_text(
                 json.dumps({"backend": launch.backend, "version": launch.version, "pid": pid})
             )
@@ -198,8 +220,10 @@ class Component(ABC):
             say(f"{self.name}: not running")
         else:
             started = time.monotonic()
-            graceful = process.stop(pid, self.settings.stop_timeout)
-            how = "stopped" if graceful else "killed after SIGTERM timeout"
+            graceful = process.stop(
+                pid, self.settings.stop_timeout, self.stop_signal, self.stop_group
+            )
+            how = "stopped" if graceful else f"killed after {self.stop_signal.name} timeout"
             say(f"{self.name}: {how} (pid {pid}) [{time.monotonic() - started:.1f}s]")
         self.pid_file.unlink(missing_ok=True)
 

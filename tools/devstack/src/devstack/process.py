@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 MAX_LOG_BYTES = 5 * 1024 * 1024
@@ -18,6 +19,19 @@ MAX_LOG_BYTES = 5 * 1024 * 1024
 _aborted = threading.Event()
 _children: set[subprocess.Popen[bytes]] = set()
 _children_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """Another system user to run a command as (needs root): its ids and home directory."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+    def env(self) -> dict[str, str]:
+        return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name}
 
 
 def reset_abort() -> None:
@@ -94,6 +108,15 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
+def read_pid_line(path: Path) -> int | None:
+    """The pid on the first line of ``path`` (e.g. PostgreSQL's postmaster.pid)."""
+    try:
+        with path.open() as f:
+            return int(f.readline().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def owned_pid(pid_file: Path, marker: str) -> int | None:
     """The pid in ``pid_file`` if that process is alive and its command line holds ``marker``."""
     pid = read_pid(pid_file)
@@ -117,13 +140,15 @@ def spawn(
     pid_file: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    user: RunAs | None = None,
 ) -> int:
-    """Start ``cmd`` detached (own session, stdin closed, output appended to ``log_file``)."""
+    """Start ``cmd`` detached (own session, stdin closed, output appended to ``log_file``).
+
+    ``user``: run it as that system user (only root can).
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     rotate_log(log_file)
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
+    full_env = _environment(env, user)
     with log_file.open("ab") as log:
         log.write(f"\n=== devstack: starting {' '.join(cmd)} ===\n".encode())
         log.flush()
@@ -136,6 +161,9 @@ def spawn(
             env=full_env,
             start_new_session=True,
             close_fds=True,
+            user=user.uid if user else None,
+            group=user.gid if user else None,
+            extra_groups=[] if user else None,
         )
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{proc.pid}\n")
@@ -144,14 +172,21 @@ def spawn(
     return proc.pid
 
 
-def stop(pid: int, timeout: float) -> bool:
-    """SIGTERM the process group of ``pid``, wait up to ``timeout`` s, then SIGKILL.
+def stop(
+    pid: int, timeout: float, sig: signal.Signals = signal.SIGTERM, group: bool = True
+) -> bool:
+    """Send ``sig`` to the process group of ``pid`` (to ``pid`` alone unless ``group``), wait up
+    to ``timeout`` s, then SIGKILL the group.
 
-    Returns True when it stopped on SIGTERM, False when it had to be killed.
+    Returns True when it stopped on ``sig``, False when it had to be killed.
     """
     if not pid_alive(pid):
         return True
-    _signal_group(pid, signal.SIGTERM)
+    if group:
+        _signal_group(pid, sig)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):
@@ -162,6 +197,15 @@ def stop(pid: int, timeout: float) -> bool:
     while pid_alive(pid) and time.monotonic() < kill_deadline:
         time.sleep(0.1)
     return False
+
+
+def _environment(env: Mapping[str, str] | None, user: RunAs | None) -> dict[str, str]:
+    full_env = dict(os.environ)
+    if user:
+        full_env.update(user.env())
+    if env:
+        full_env.update(env)
+    return full_env
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -194,15 +238,14 @@ def run_logged(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float | None = None,
+    user: RunAs | None = None,
 ) -> tuple[int, str]:
     """Run ``cmd`` to completion, appending its output to ``log_file``.
 
     Returns its exit code (124 on timeout) and the tail of what it printed.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
+    full_env = _environment(env, user)
     with log_file.open("ab") as log:
         log.write(f"\n=== devstack: running {' '.join(cmd)} ===\n".encode())
         log.flush()
@@ -215,6 +258,9 @@ def run_logged(
             cwd=cwd,
             env=full_env,
             start_new_session=True,
+            user=user.uid if user else None,
+            group=user.gid if user else None,
+            extra_groups=[] if user else None,
         )
         with _children_lock:
             _children.add(proc)

@@ -25,6 +25,7 @@ class Settings:
     kafka_port: int = 39092
     kafka_controller_port: int = 39093
     mongodb_port: int = 37017
+    postgres_port: int = 37432
     s3_port: int = 38333
     partitions: int = 6
     health_timeout: float = 120.0
@@ -57,6 +58,7 @@ class Settings:
             kafka_port=kafka_port,
             kafka_controller_port=_int(env, "DEVSTACK_KAFKA_CONTROLLER_PORT", kafka_port + 1),
             mongodb_port=_int(env, "DEVSTACK_MONGODB_PORT", 37017),
+            postgres_port=_int(env, "DEVSTACK_POSTGRES_PORT", 37432),
             s3_port=_int(env, "DEVSTACK_S3_PORT", 38333),
             partitions=_int(env, "DEVSTACK_KAFKA_PARTITIONS", 6),
             health_timeout=float(_int(env, "DEVSTACK_HEALTH_TIMEOUT", 120)),

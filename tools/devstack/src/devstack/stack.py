@@ -13,18 +13,39 @@ from devstack.component import Component, Say, Status
 from devstack.errors import DevstackError, StackError
 from devstack.kafka import Kafka
 from devstack.mongodb import MongoDB
+from devstack.postgres import Postgres
 from devstack.s3 import S3
 from devstack.settings import Settings
 
-COMPONENTS: tuple[Callable[[Settings], Component], ...] = (Kafka, MongoDB, S3)
+COMPONENTS: tuple[Callable[[Settings], Component], ...] = (Kafka, Postgres, MongoDB, S3)
 
 
 def components(settings: Settings) -> list[Component]:
-    return [make(settings) for make in COMPONENTS]
+    """Every server of the stack; PostgreSQL only while something needs it (FerretDB) or it
+    still runs (so that ``down`` stops it after a switch to ``mongod``)."""
+    comps = [make(settings) for make in COMPONENTS]
+    needed = {dep for comp in comps for dep in comp.dependencies()}
+    return [
+        c
+        for c in comps
+        if not isinstance(c, Postgres) or c.name in needed or c.running_pid() is not None
+    ]
 
 
 def component_names() -> list[str]:
-    return ["kafka", "mongodb", "s3"]
+    return ["kafka", "postgres", "mongodb", "s3"]
+
+
+def stop_waves(comps: list[Component]) -> list[list[Component]]:
+    """``comps`` in groups to stop one after another: a component before what it depends on."""
+    left = list(comps)
+    waves: list[list[Component]] = []
+    while left:
+        needed = {dep for c in left for dep in c.dependencies()}
+        wave = [c for c in left if c.name not in needed] or list(left)  # a cycle: all at once
+        waves.append(wave)
+        left = [c for c in left if c not in wave]
+    return waves
 
 
 def endpoint_values(settings: Settings) -> dict[str, str]:
@@ -64,6 +85,31 @@ def _ensure(component: Component, say: Say) -> Status:
         raise component.fail(f"{type(exc).__name__}: {exc}") from exc
 
 
+class _Gates:
+    """Lets a component wait until the components it depends on are healthy (or have failed)."""
+
+    def __init__(self, comps: list[Component]) -> None:
+        self.done = {c.name: threading.Event() for c in comps}
+        self.healthy: set[str] = set()
+
+    def run(self, component: Component, say: Say) -> Status:
+        try:
+            for dep in component.dependencies():
+                gate = self.done.get(dep)
+                if gate is None:
+                    continue
+                while not gate.wait(0.2):
+                    if process.aborted():
+                        raise component.fail("interrupted")
+                if dep not in self.healthy:
+                    raise component.fail(f"not started: {dep} is not healthy")
+            status = _ensure(component, say)
+            self.healthy.add(component.name)
+            return status
+        finally:
+            self.done[component.name].set()
+
+
 def up(settings: Settings, say: Say = print) -> list[Status]:
     """Start whatever is not running and healthy, create topics and buckets, write the env file.
 
@@ -75,8 +121,9 @@ def up(settings: Settings, say: Say = print) -> list[Status]:
     with file_lock(settings.state_dir / ".lock"):
         comps = components(settings)
         process.reset_abort()
+        gates = _Gates(comps)
         pool = ThreadPoolExecutor(max_workers=len(comps))
-        futures = [pool.submit(_ensure, c, say) for c in comps]
+        futures = [pool.submit(gates.run, c, say) for c in comps]
         try:
             wait(futures)
         except BaseException:
@@ -107,8 +154,9 @@ def down(settings: Settings, purge: bool = False, say: Say = print) -> None:
     with file_lock(settings.state_dir / ".lock"):
         comps = components(settings)
         with ThreadPoolExecutor(max_workers=len(comps)) as pool:
-            for future in [pool.submit(c.stop, say) for c in comps]:
-                future.result()
+            for wave in stop_waves(comps):
+                for future in [pool.submit(c.stop, say) for c in wave]:
+                    future.result()
         if purge:
             for comp in comps:
                 comp.purge()
