@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from devstack.api import Endpoints
 from pymongo.asynchronous.database import AsyncDatabase
 from storage import mongo
 from storage.mongo import Document
-from storage.runs import RunRecord, RunRepository
+from storage.runs import RunRecord, RunRepository, to_document
 from storage.workflows import WorkflowRepository
 
 pytestmark = pytest.mark.integration
@@ -40,66 +40,114 @@ def _run(run_id: str, revision: int, status: str = "queued") -> RunRecord:
     )
 
 
-async def test_a_revision_can_be_claimed_once_so_a_stale_writer_loses(
+def _later(seconds: float = 30) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+async def test_of_two_writers_deciding_on_the_same_revision_only_one_writes(
     db: AsyncDatabase[Document],
 ) -> None:
     runs = RunRepository(db)
     await runs.create(_run("run_a", 0))
-    assert await runs.commit(_run("run_a", 1, "running"), outbox_json="[1]")
-    assert not await runs.commit(_run("run_a", 1, "failed"), outbox_json="[2]")
+    first = await runs.commit(
+        _run("run_a", 1, "running"), base_revision=0, outbox_json="[1]", due_at=_later()
+    )
+    second = await runs.commit(
+        _run("run_a", 1, "failed"), base_revision=0, outbox_json="[2]", due_at=_later()
+    )
+    assert first is not None
+    assert second is None
     stored = await runs.get("run_a")
     assert stored is not None
-    assert (stored.revision, stored.status) == (1, "running")
+    assert (stored.revision, stored.status, stored.claim) == (1, "running", first.nonce)
 
 
-async def test_a_claimed_revision_never_written_to_the_run_is_rolled_forward(
+async def test_a_stale_writer_whose_claim_was_already_removed_loses_and_leaves_no_claim(
+    db: AsyncDatabase[Document],
+) -> None:
+    runs = RunRepository(db)
+    await runs.create(_run("run_s", 0))
+    done = await runs.commit(
+        _run("run_s", 1, "running"), base_revision=0, outbox_json="[]", due_at=_later()
+    )
+    assert done is not None
+    await runs.release([done.claim_id])
+    moved = await runs.commit(
+        _run("run_s", 2, "completed"), base_revision=1, outbox_json="[]", due_at=_later()
+    )
+    assert moved is not None
+    await runs.release([moved.claim_id])
+    # A writer still holding revision 0 decides again: its claim id is free, the run is not.
+    stale = await runs.commit(
+        _run("run_s", 1, "failed"), base_revision=0, outbox_json="[]", due_at=_later()
+    )
+    assert stale is None
+    stored = await runs.get("run_s")
+    assert stored is not None
+    assert (stored.revision, stored.status) == (2, "completed")
+    assert await runs.claims("run_s") == []
+
+
+async def test_a_claim_never_written_to_the_run_is_rolled_forward(
     db: AsyncDatabase[Document],
 ) -> None:
     runs = RunRepository(db)
     await runs.create(_run("run_b", 0))
-    assert await runs.commit(_run("run_b", 1, "running"), outbox_json="[]")
-    # A writer that died between its claim of revision 2 and its write to the run:
-    await db.run_revisions.insert_one(
+    # A writer that died between its claim of revision 1 and its write to the run:
+    await db.run_claims.insert_one(
         {
-            "_id": "run_b@2",
-            "record": {**_doc(_run("run_b", 2, "completed"))},
-            "outbox": "[]",
+            "_id": "run_b@1",
+            "runId": "run_b",
+            "revision": 1,
+            "nonce": "n1",
+            "record": _doc(_run("run_b", 1, "completed").evolve(claim="n1")),
+            "outbox": '["message"]',
+            "dueAt": _later(),
         }
     )
-    stale = await runs.get("run_b")
-    assert stale is not None
-    assert stale.revision == 1
-    current = await runs.catch_up(stale)
-    assert (current.revision, current.status) == (2, "completed")
+    [claim] = await runs.claims("run_b")
+    assert (claim.revision, claim.outbox_json) == (1, '["message"]')
+    assert await runs.roll_forward(claim, 0)
     stored = await runs.get("run_b")
     assert stored is not None
-    assert stored.status == "completed"
+    assert (stored.revision, stored.status, stored.claim) == (1, "completed", "n1")
 
 
 def _doc(record: RunRecord) -> Document:
-    from storage.runs import _to_doc
-
-    doc = _to_doc(record)
+    doc = to_document(record)
     del doc["_id"]
     return doc
 
 
-async def test_an_unpublished_revision_keeps_its_outbox_until_marked(
+async def test_released_claims_are_gone_and_overdue_ones_are_listed(
     db: AsyncDatabase[Document],
 ) -> None:
     runs = RunRepository(db)
-    await runs.create(_run("run_c", 0))
-    await runs.commit(_run("run_c", 1), outbox_json='["message"]')
-    claimed = await runs.revision("run_c", 1)
-    assert claimed is not None
-    assert claimed.outbox_json == '["message"]'
-    stored = await runs.get("run_c")
-    assert stored is not None
-    assert stored.published_revision == 0
-    await runs.mark_published("run_c", 1)
-    marked = await runs.get("run_c")
-    assert marked is not None
-    assert marked.published_revision == 1
+    for name in ("run_r1", "run_r2", "run_r3"):
+        await runs.create(_run(name, 0))
+    c1 = await runs.commit(_run("run_r1", 1), base_revision=0, outbox_json="[]", due_at=_later())
+    c2 = await runs.commit(_run("run_r2", 1), base_revision=0, outbox_json="[]", due_at=_later())
+    overdue = datetime.now(UTC) - timedelta(seconds=1)
+    c3 = await runs.commit(_run("run_r3", 1), base_revision=0, outbox_json="[]", due_at=overdue)
+    assert c1 is not None
+    assert c2 is not None
+    assert c3 is not None
+    await runs.release([c1.claim_id, c2.claim_id])
+    assert await runs.claims("run_r1") == []
+    assert await runs.claims("run_r2") == []
+    assert [r for r, _ in await runs.overdue_claims(datetime.now(UTC))] == ["run_r3"]
+
+
+async def test_only_live_runs_past_their_due_time_are_due(db: AsyncDatabase[Document]) -> None:
+    runs = RunRepository(db)
+    past = datetime.now(UTC) - timedelta(seconds=5)
+    await runs.create(_run("run_q", 0, "queued").evolve(due_at=past))
+    await runs.create(_run("run_f", 0, "running").evolve(due_at=_later()))
+    await runs.create(_run("run_p", 0, "running").evolve(due_at=past))
+    await runs.create(_run("run_x", 0, "completed").evolve(due_at=past))
+    await runs.create(_run("run_n", 0, "running"))
+    due = await runs.due_runs(datetime.now(UTC))
+    assert sorted(r for r, _ in due) == ["run_p", "run_q"]
 
 
 async def test_a_run_of_another_tenant_is_not_found(db: AsyncDatabase[Document]) -> None:

@@ -18,7 +18,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage import mongo
 from storage.mongo import Document
 from storage.runs import RunRecord, RunRepository
-from storage.timers import TimerRepository
 from storage.workflows import WorkflowRepository
 from workflow.definition import WorkflowDefinition, canonical_json, definition_hash
 from workflow.run import new_run_state
@@ -90,8 +89,29 @@ def _orchestrator(db: AsyncDatabase[Document], publisher: FlakyPublisher) -> Orc
     return Orchestrator(
         RunRepository(db),
         WorkflowRepository(db),
-        TimerRepository(db),
         publisher,  # type: ignore[arg-type]
+    )
+
+
+def _requested(run_id: str) -> ev.RunRequested:
+    return ev.RunRequested(
+        run_id=run_id,
+        tenant_id="t",
+        workflow_id="w",
+        workflow_version=1,
+        requested_at=datetime.now(UTC),
+    )
+
+
+def _succeeded(run_id: str) -> ev.StepSucceeded:
+    now = datetime.now(UTC)
+    return ev.StepSucceeded(
+        run_id=run_id,
+        node_id="say",
+        attempt=1,
+        outputs={"text": "hi"},
+        started_at=now,
+        finished_at=now,
     )
 
 
@@ -143,9 +163,83 @@ async def test_a_watchdog_sends_what_a_crashed_orchestrator_left_unsent(
             )
         )
     fresh = FlakyPublisher(failures=0)
+    rescuer = _orchestrator(db, fresh)
+    await rescuer.on_timer_fired(
+        ev.TimerFired(run_id=run_id, kind="watchdog", due_at=datetime.now(UTC))
+    )
+    assert [type(e).__name__ for _, e in fresh.published] == ["RunStarted", "StepRequested"]
+    stored = await RunRepository(db).get(run_id)
+    assert stored is not None
+    assert stored.status == "running"
+    assert stored.due_at is not None, "a running run is due when its step times out"
+    await rescuer.release_claims()
+    assert await RunRepository(db).claims(run_id) == []
+
+
+async def test_a_change_carried_out_leaves_no_claim_behind(db: AsyncDatabase[Document]) -> None:
+    run_id = await _run(db)
+    publisher = FlakyPublisher(failures=0)
+    orchestrator = _orchestrator(db, publisher)
+    await orchestrator.on_run_requested(_requested(run_id))
+    await orchestrator.on_step_succeeded(_succeeded(run_id))
+    await orchestrator.release_claims()
+    stored = await RunRepository(db).get(run_id)
+    assert stored is not None
+    assert (stored.status, stored.due_at, stored.timers_json) == ("completed", None, "[]")
+    assert await db.run_claims.count_documents({}) == 0
+    types = [type(e).__name__ for _, e in publisher.published]
+    assert types == ["RunStarted", "StepRequested", "RunCompleted"]
+
+
+async def test_an_instance_with_a_stale_copy_of_a_run_changes_nothing(
+    db: AsyncDatabase[Document],
+) -> None:
+    run_id = await _run(db)
+    first, second = FlakyPublisher(failures=0), FlakyPublisher(failures=0)
+    a, b = _orchestrator(db, first), _orchestrator(db, second)
+    await a.on_run_requested(_requested(run_id))
+    await a.release_claims()
+    await b.on_run_requested(_requested(run_id))  # b now holds the running run in memory
+    assert second.published == []
+    # The partition moves back to a, which finishes the run; b still holds its old copy.
+    await a.on_step_succeeded(_succeeded(run_id))
+    await a.release_claims()
+    # A duplicate of the step's result reaches b: its write on top of the old revision fails,
+    # it re-reads the run, finds the step done, and publishes nothing.
+    await b.on_step_succeeded(_succeeded(run_id))
+    assert second.published == []
+    stored = await RunRepository(db).get(run_id)
+    assert stored is not None
+    assert (stored.status, stored.revision) == ("completed", 2)
+
+
+async def test_a_change_whose_writer_died_before_writing_the_run_is_rolled_forward(
+    db: AsyncDatabase[Document],
+) -> None:
+    run_id = await _run(db)
+    runs = RunRepository(db)
+
+    class DiesAfterClaim(RunRepository):
+        async def _write(self, record: RunRecord, base_revision: int) -> bool:
+            raise ConnectionError("died between the claim and the write")
+
+    crashed = Orchestrator(
+        DiesAfterClaim(db),
+        WorkflowRepository(db),
+        FlakyPublisher(failures=0),  # type: ignore[arg-type]
+    )
+    with pytest.raises(ConnectionError):
+        await crashed.on_run_requested(_requested(run_id))
+    stored = await runs.get(run_id)
+    assert stored is not None
+    assert stored.status == "queued"
+    assert len(await runs.claims(run_id)) == 1
+
+    fresh = FlakyPublisher(failures=0)
     await _orchestrator(db, fresh).on_timer_fired(
         ev.TimerFired(run_id=run_id, kind="watchdog", due_at=datetime.now(UTC))
     )
     assert [type(e).__name__ for _, e in fresh.published] == ["RunStarted", "StepRequested"]
-    timers = await db.timers.find({"runId": run_id, "kind": "watchdog"}).to_list()
-    assert len(timers) == 1, "a running run keeps a watchdog"
+    stored = await runs.get(run_id)
+    assert stored is not None
+    assert (stored.status, stored.revision) == ("running", 1)

@@ -9,13 +9,14 @@ from faststream.kafka import KafkaBroker
 
 from bus.envelope import encode
 from bus.routing import TOPIC_OF
-from bus.topics import Topic
+from bus.topics import Topic, topic_name
 
 
 class EventPublisher:
-    def __init__(self, broker: KafkaBroker, *, source: str) -> None:
+    def __init__(self, broker: KafkaBroker, *, source: str, prefix: str = "") -> None:
         self._broker = broker
         self._source = source
+        self._prefix = prefix
 
     async def publish(
         self, event: EventData, *, traceparent: str | None = None, event_id: str | None = None
@@ -26,7 +27,10 @@ class EventPublisher:
         """
         out = encode(event, source=self._source, traceparent=traceparent, event_id=event_id)
         await self._broker.publish(
-            out.value, topic=TOPIC_OF[type(event)], key=out.key, headers=out.headers
+            out.value,
+            topic=topic_name(TOPIC_OF[type(event)], self._prefix),
+            key=out.key,
+            headers=out.headers,
         )
 
     async def dead_letter(
@@ -36,4 +40,6 @@ class EventPublisher:
         dl_headers = dict(headers)
         dl_headers["x-dead-letter-topic"] = topic
         dl_headers["x-dead-letter-error"] = error[:2000]
-        await self._broker.publish(value, topic=Topic.DEAD_LETTER, key=key, headers=dl_headers)
+        await self._broker.publish(
+            value, topic=topic_name(Topic.DEAD_LETTER, self._prefix), key=key, headers=dl_headers
+        )

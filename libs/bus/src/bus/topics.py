@@ -23,10 +23,18 @@ class TopicSpec:
     config: dict[str, str]
 
 
-def topic_specs(partitions: int) -> list[TopicSpec]:
+def topic_name(topic: Topic, prefix: str = "") -> str:
+    """The topic's name within a namespace (`KAFKA_TOPIC_PREFIX`): tests running beside a
+    developer's stack use topics of their own, so neither handles the other's events."""
+    return f"{prefix}{topic.value}"
+
+
+def topic_specs(partitions: int, prefix: str = "") -> list[TopicSpec]:
     """Topics to create up front; all keyed by runId, so they share one partition count.
 
     Run-scoped topics must be co-partitioned: the orchestrator consumes several of them in one
     consumer so that one instance owns every event of a run.
     """
-    return [TopicSpec(t.value, partitions, {"min.insync.replicas": "1"}) for t in Topic]
+    return [
+        TopicSpec(topic_name(t, prefix), partitions, {"min.insync.replicas": "1"}) for t in Topic
+    ]

@@ -46,8 +46,14 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
         [("tenantId", ASCENDING), ("workflowId", ASCENDING), ("_id", DESCENDING)],
         name="tenant_workflow_newest_first",
     )
-    await db.runs.create_index([("status", ASCENDING)], name="status")
+    await db.runs.create_index(
+        [("tenantId", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
+        name="tenant_status_newest_first",
+    )
+    # The sweeper: live runs whose due time has passed (`RunRepository.due_runs`).
+    await db.runs.create_index([("status", ASCENDING), ("dueAt", ASCENDING)], name="status_due")
+    await db.run_claims.create_index([("runId", ASCENDING)], name="run")
+    await db.run_claims.create_index([("dueAt", ASCENDING)], name="due")
     await db.api_keys.create_index([("tenantId", ASCENDING)], name="tenant")
     await db.workflow_heads.create_index([("tenantId", ASCENDING)], name="tenant")
-    await db.timers.create_index([("dueAt", ASCENDING)], name="due")
     await db.idempotency_keys.create_index([("expiresAt", ASCENDING)], name="expiry")

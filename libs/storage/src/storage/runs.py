@@ -1,17 +1,32 @@
-"""Run records and their revisions.
+"""Run records, and the claims that make every change of a run safe against a second writer.
 
-The orchestrator is the only writer of a run after creation, and every change is a new
-revision. A revision is claimed by inserting `run_revisions/{runId}@{revision}`: the unique
-`_id` makes the claim atomic on every MongoDB-compatible server, so a stale writer cannot
-overwrite newer state. The claim also holds the messages the change must publish (its outbox)
-and the record it writes, so a crash after the claim is rolled forward, never lost.
+The orchestrator is the only writer of a run after creation, but during a rebalance two
+consumers may briefly hold the same run. A change from revision ``r`` to ``r + 1`` costs two
+round trips on every server we support:
 
-Every hot-path access is by `_id` alone: FerretDB pushes only `{_id: value}` filters down to
-its SQLite index and scans the collection for anything else.
+1. insert ``run_claims/{runId}@{r+1}`` holding the new record and the actions it decided (its
+   outbox). A unique ``_id`` insert is atomic everywhere, so of two writers deciding on top of
+   the same revision exactly one wins; FerretDB's updates are read-then-write, so the claim is
+   what makes us correct there.
+2. update the run where ``{_id, revision: r}``: a writer deciding on a stale copy (its claim's
+   ``_id`` may already have been removed) matches nothing, removes its own claim and re-reads.
+
+After the actions are carried out the claim is removed (in batches, see ``release``). A claim
+left behind by a writer that died is found by the next writer (its insert collides, or it
+looks when it loads the run cold) or by the sweeper (``overdue_claims``), and is then rolled
+forward or carried out again: every action is idempotent. So the claims collection holds only
+changes in flight; nothing in it grows with history.
+
+The run's pending timers live on the run itself (``timers``, and ``dueAt``, the earliest of
+them), written in the same update as the state they belong to. The sweeper asks for live runs
+whose ``dueAt`` has passed (``due_runs``): an index walk on MongoDB, and on FerretDB an indexed
+equality on ``status`` narrowed by time; a finished run is never looked at again.
 """
 
 from __future__ import annotations
 
+import builtins
+import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -20,6 +35,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.mongo import Document
+
+LIVE_STATUSES = ("queued", "running")
+"""The statuses a run can have while something is still due for it."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +58,20 @@ class RunRecord:
     webhook_json: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
-    published_revision: int = 0
-    """The last revision whose actions were all carried out (read without another lookup)."""
+    timers_json: str = "[]"
+    """The run's pending timers (``[{kind, nodeId, attempt, dueAt}]``)."""
+    due_at: datetime | None = None
+    """When the sweeper should look at the run: its earliest timer, or, while it is queued,
+    when it should have started. None when nothing is due."""
+    claim: str | None = None
+    """The nonce of the claim that wrote this revision (tells a claim that was applied from
+    one a stale writer left behind)."""
 
     def evolve(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
 
 
-def _to_doc(r: RunRecord) -> Document:
+def to_document(r: RunRecord) -> Document:
     return {
         "_id": r.run_id,
         "tenantId": r.tenant_id,
@@ -63,11 +87,13 @@ def _to_doc(r: RunRecord) -> Document:
         "assets": r.assets_json,
         "traceId": r.trace_id,
         "webhook": r.webhook_json,
-        "publishedRevision": r.published_revision,
+        "timers": r.timers_json,
+        "dueAt": r.due_at,
+        "claim": r.claim,
     }
 
 
-def _from_doc(d: Document) -> RunRecord:
+def from_document(d: Document) -> RunRecord:
     return RunRecord(
         run_id=d["_id"],
         tenant_id=d["tenantId"],
@@ -83,35 +109,52 @@ def _from_doc(d: Document) -> RunRecord:
         assets_json=d.get("assets", "{}"),
         trace_id=d.get("traceId"),
         webhook_json=d.get("webhook"),
-        published_revision=d["publishedRevision"] if "publishedRevision" in d else d["revision"],
+        timers_json=d.get("timers") or "[]",
+        due_at=d.get("dueAt"),
+        claim=d.get("claim"),
     )
 
 
 @dataclass(frozen=True)
-class Revision:
-    """A claimed revision: what it wrote and what it must publish."""
+class Claim:
+    """A change of a run: the record it writes and the actions it must carry out."""
 
     run_id: str
     revision: int
+    nonce: str
     record: RunRecord
     outbox_json: str
+
+    @property
+    def claim_id(self) -> str:
+        return claim_id(self.run_id, self.revision)
 
 
 def claim_id(run_id: str, revision: int) -> str:
     return f"{run_id}@{revision}"
 
 
+def _claim_from(d: Document) -> Claim:
+    return Claim(
+        run_id=d["runId"],
+        revision=d["revision"],
+        nonce=d["nonce"],
+        record=from_document({"_id": d["runId"], **d["record"]}),
+        outbox_json=d["outbox"],
+    )
+
+
 class RunRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._runs = db.runs
-        self._revisions = db.run_revisions
+        self._claims = db.run_claims
 
     async def create(self, record: RunRecord) -> None:
-        await self._runs.insert_one(_to_doc(record))
+        await self._runs.insert_one(to_document(record))
 
     async def get(self, run_id: str) -> RunRecord | None:
         doc = await self._runs.find_one({"_id": run_id})
-        return _from_doc(doc) if doc else None
+        return from_document(doc) if doc else None
 
     async def get_for_tenant(self, run_id: str, tenant_id: str) -> RunRecord | None:
         record = await self.get(run_id)
@@ -135,53 +178,79 @@ class RunRepository:
         if before is not None:
             query["_id"] = {"$lt": before}
         cursor = self._runs.find(query).sort("_id", -1).limit(limit)
-        return [_from_doc(d) async for d in cursor]
+        return [from_document(d) async for d in cursor]
 
-    async def commit(self, record: RunRecord, *, outbox_json: str) -> bool:
-        """Claim `record.revision` and store the record; False when another writer claimed
-        that revision first (re-read with `catch_up` and decide again)."""
-        doc = _to_doc(record)
+    async def commit(
+        self, record: RunRecord, *, base_revision: int, outbox_json: str, due_at: datetime
+    ) -> Claim | None:
+        """Write `record` over revision `base_revision`; None when another writer got there
+        first (re-read the run, recover its claims and decide again). `due_at` is when the
+        sweeper should look at a claim still not released by then."""
+        nonce = secrets.token_hex(8)
+        written = record.evolve(claim=nonce)
+        claim = Claim(record.run_id, record.revision, nonce, written, outbox_json)
+        doc = to_document(written)
         del doc["_id"]
         try:
-            await self._revisions.insert_one(
+            await self._claims.insert_one(
                 {
-                    "_id": claim_id(record.run_id, record.revision),
+                    "_id": claim.claim_id,
+                    "runId": record.run_id,
+                    "revision": record.revision,
+                    "nonce": nonce,
                     "record": doc,
                     "outbox": outbox_json,
+                    "dueAt": due_at,
                 }
             )
         except DuplicateKeyError:
-            return False
-        await self._runs.update_one({"_id": record.run_id}, {"$set": doc})
-        # A writer that paused between its claim and this write may have just put an older
-        # revision over a newer one; the newer claim exists, so roll forward over it again.
-        await self.catch_up(record)
-        return True
-
-    async def revision(self, run_id: str, revision: int) -> Revision | None:
-        doc = await self._revisions.find_one({"_id": claim_id(run_id, revision)})
-        if doc is None:
             return None
-        return Revision(
-            run_id=run_id,
-            revision=revision,
-            record=_from_doc({"_id": run_id, **doc["record"]}),
-            outbox_json=doc["outbox"],
+        if not await self._write(written, base_revision):
+            await self._claims.delete_one({"_id": claim.claim_id, "nonce": nonce})
+            return None
+        return claim
+
+    async def roll_forward(self, claim: Claim, base_revision: int) -> bool:
+        """Write a claim's record that never reached the run (its writer died in between)."""
+        return await self._write(claim.record, base_revision)
+
+    async def _write(self, record: RunRecord, base_revision: int) -> bool:
+        doc = to_document(record)
+        del doc["_id"]
+        result = await self._runs.update_one(
+            {"_id": record.run_id, "revision": base_revision}, {"$set": doc}
         )
+        return result.matched_count == 1
 
-    async def mark_published(self, run_id: str, revision: int) -> None:
-        """Record on the run that `revision`'s actions were carried out, so the next event
-        needs no lookup to know (one writer per run: revisions are marked in order)."""
-        await self._runs.update_one({"_id": run_id}, {"$set": {"publishedRevision": revision}})
+    async def claims(self, run_id: str) -> builtins.list[Claim]:
+        """The run's claims not yet released, oldest first."""
+        docs = await self._claims.find({"runId": run_id}).to_list()
+        return sorted((_claim_from(d) for d in docs), key=lambda c: c.revision)
 
-    async def catch_up(self, record: RunRecord) -> RunRecord:
-        """Roll the run forward over revisions claimed but not yet written to it (a writer
-        died between its claim and its write)."""
-        while True:
-            ahead = await self.revision(record.run_id, record.revision + 1)
-            if ahead is None:
-                return record
-            doc = _to_doc(ahead.record)
-            del doc["_id"]
-            await self._runs.update_one({"_id": record.run_id}, {"$set": doc})
-            record = ahead.record
+    async def release(self, claim_ids: builtins.list[str]) -> None:
+        """Remove claims whose changes were written and carried out."""
+        if len(claim_ids) == 1:
+            await self._claims.delete_one({"_id": claim_ids[0]})
+        elif claim_ids:
+            await self._claims.delete_many({"_id": {"$in": claim_ids}})
+
+    async def overdue_claims(
+        self, now: datetime, *, limit: int = 200
+    ) -> builtins.list[tuple[str, datetime]]:
+        """Runs with a claim still held past its due time (a writer died or stalled)."""
+        cursor = self._claims.find({"dueAt": {"$lte": now}}, {"runId": 1, "dueAt": 1}).limit(limit)
+        return [(d["runId"], d["dueAt"]) async for d in cursor]
+
+    async def due_runs(
+        self, now: datetime, *, limit: int = 200
+    ) -> builtins.list[tuple[str, datetime]]:
+        """Live runs whose due time has passed, with that time."""
+        due: builtins.list[tuple[str, datetime]] = []
+        for status in LIVE_STATUSES:
+            cursor = (
+                self._runs.find({"status": status, "dueAt": {"$lte": now}}, {"dueAt": 1})
+                .sort("dueAt", 1)
+                .limit(limit)
+            )
+            due += [(d["_id"], d["dueAt"]) async for d in cursor]
+        return due

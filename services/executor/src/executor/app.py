@@ -11,7 +11,7 @@ from bus.broker import make_broker
 from bus.consumer import Dispatcher
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
-from bus.topics import Topic
+from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 from storage.assets import AssetStore
@@ -41,7 +41,8 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         if settings.image_provider_url
         else OfflineProvider()
     )
-    publisher = EventPublisher(broker, source="/executor")
+    prefix = settings.kafka_topic_prefix
+    publisher = EventPublisher(broker, source="/executor", prefix=prefix)
     node_http = egress.client(settings.http_node_policy(), timeout=settings.http_timeout_seconds)
     executor = Executor(
         handlers=HANDLERS,
@@ -65,7 +66,7 @@ def create_app(settings: ExecutorSettings) -> FastStream:
     # are taken concurrently and committed on receipt. A step lost to a crash is re-driven by
     # the orchestrator when its timeout passes; a graceful stop drains in-flight steps first.
     subscriber = broker.subscriber(
-        Topic.STEP_REQUESTED,
+        topic_name(Topic.STEP_REQUESTED, prefix),
         group_id=settings.executor_group_id,
         auto_offset_reset="earliest",
         max_workers=settings.executor_concurrency,
@@ -77,7 +78,9 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         await dispatcher.handle(msg)
 
     # Every executor hears every cancel (no group): any of them may hold the run's steps.
-    @broker.subscriber(Topic.RUN_CANCEL, group_id=None, auto_offset_reset="latest")
+    @broker.subscriber(
+        topic_name(Topic.RUN_CANCEL, prefix), group_id=None, auto_offset_reset="latest"
+    )
     async def handle_cancel(msg: KafkaMessage) -> None:
         await dispatcher.handle(msg)
 

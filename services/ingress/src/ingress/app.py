@@ -10,7 +10,7 @@ from bus.broker import make_broker
 from bus.envelope import PoisonMessage, decode
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
-from bus.topics import Topic
+from bus.topics import Topic, topic_name
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 from storage import mongo
@@ -18,7 +18,6 @@ from storage.assets import AssetStore
 from storage.idempotency import IdempotencyKeys
 from storage.keys import ApiKeyRepository
 from storage.runs import RunRepository
-from storage.timers import TimerRepository
 from storage.workflows import WorkflowRepository
 
 from ingress import problems
@@ -43,7 +42,10 @@ def create_app(settings: IngressSettings) -> FastAPI:
         # Every ingress instance sees every run and step event (no consumer group, newest
         # only): they only wake local listeners, the stored run stays the answer.
         @broker.subscriber(
-            Topic.RUN_EVENTS, Topic.STEP_FINISHED, group_id=None, auto_offset_reset="latest"
+            topic_name(Topic.RUN_EVENTS, settings.kafka_topic_prefix),
+            topic_name(Topic.STEP_FINISHED, settings.kafka_topic_prefix),
+            group_id=None,
+            auto_offset_reset="latest",
         )
         async def on_event(msg: KafkaMessage) -> None:
             try:
@@ -65,14 +67,13 @@ def create_app(settings: IngressSettings) -> FastAPI:
             settings=settings,
             db=db,
             broker=broker,
-            publisher=EventPublisher(broker, source="/ingress"),
+            publisher=EventPublisher(broker, source="/ingress", prefix=settings.kafka_topic_prefix),
             store=store,
             runs=RunRepository(db),
             workflows=WorkflowRepository(db),
             keys=ApiKeyRepository(db),
             hub=hub,
             idempotency=IdempotencyKeys(db),
-            timers=TimerRepository(db, watchdog_seconds=settings.watchdog_seconds),
         )
         try:
             yield

@@ -26,7 +26,7 @@ async def authenticate(
             kind="unauthorized",
             headers=UNAUTHORIZED_HEADERS,
         )
-    tenant_id = await runtime.keys.tenant_of(credentials.credentials)
+    tenant_id = await runtime.cached_keys.tenant_of(credentials.credentials)
     if tenant_id is None:
         raise ProblemError(
             401, "the API key is not valid", kind="unauthorized", headers=UNAUTHORIZED_HEADERS

@@ -18,9 +18,9 @@ from storage.keys import ApiKeyRepository
 from storage.mongo import Document
 from storage.runs import RunRecord, RunRepository
 from storage.tenants import TenantRepository
-from storage.timers import TimerRepository
 from storage.workflows import WorkflowRepository
 
+from ingress.caches import CachedKeys, CachedWorkflows
 from ingress.hub import Hub
 from ingress.settings import IngressSettings
 
@@ -37,17 +37,21 @@ class Runtime:
     keys: ApiKeyRepository
     hub: Hub
     idempotency: IdempotencyKeys
-    timers: TimerRepository
     deliveries: DeliveryRepository = field(init=False)
     tenants: TenantRepository = field(init=False)
     definitions: Definitions = field(init=False)
     renderer: RunRenderer = field(init=False)
+    cached_keys: CachedKeys = field(init=False)
+    cached_workflows: CachedWorkflows = field(init=False)
 
     def __post_init__(self) -> None:
         self.deliveries = DeliveryRepository(self.db)
         self.tenants = TenantRepository(self.db)
         self.definitions = Definitions(self.workflows)
         self.renderer = RunRenderer(self.definitions, self.presign)
+        ttl = self.settings.cache_seconds
+        self.cached_keys = CachedKeys(self.keys, ttl=ttl)
+        self.cached_workflows = CachedWorkflows(self.workflows, ttl=ttl)
 
     def presign(self, ref: str) -> str:
         return self.store.presign(ref, expires=self.settings.s3_url_expiry)

@@ -18,7 +18,10 @@ class IngressSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings):
     max_upload_bytes: int = Field(default=50 * 1_048_576, ge=1024)
     idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
     watchdog_seconds: float = Field(default=30, gt=0)
-    """When the orchestrator looks at a run again if nothing else moved it."""
+    """A run still queued this long after it was stored is started by the sweeper (its
+    request message was lost)."""
+    cache_seconds: float = Field(default=1.0, ge=0)
+    """How long a key's tenant and a workflow's latest version are reused without a read."""
     sse_keepalive_seconds: float = Field(default=15, gt=0)
     webhook_secret_grace_seconds: float = Field(default=24 * 3600, ge=0)
     """How long a rotated-out webhook signing secret still signs deliveries."""

@@ -13,7 +13,7 @@ from bus.broker import make_broker
 from bus.consumer import Dispatcher
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
-from bus.topics import Topic
+from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 from runview import Definitions, RunRenderer
@@ -70,7 +70,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
         host_concurrency=settings.notifier_host_concurrency,
     )
     notifier = Notifier(runs, deliveries, schedule, wake=scheduler.wake)
-    publisher = EventPublisher(broker, source="/notifier")
+    publisher = EventPublisher(broker, source="/notifier", prefix=settings.kafka_topic_prefix)
     dispatcher = Dispatcher(
         {
             model: notifier.on_run_event
@@ -81,7 +81,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
     )
 
     @broker.subscriber(
-        Topic.RUN_EVENTS,
+        topic_name(Topic.RUN_EVENTS, settings.kafka_topic_prefix),
         group_id=settings.notifier_group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,

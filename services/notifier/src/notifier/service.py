@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from cachetools import LRUCache
 from contracts.events import RunEventData
 from contracts.run import RunStatus
 from storage.deliveries import Delivery, DeliveryRepository, DeliveryStatus, delivery_id
@@ -48,14 +49,27 @@ class Notifier:
         self._wake = wake
         self._rng = rng or random.Random()
         self._clock = clock
+        # A run's webhook is fixed when it is created: read once for its several events.
+        self._webhooks: LRUCache[str, tuple[str, str | None]] = LRUCache(maxsize=10_000)
+
+    async def _webhook_of(self, run_id: str) -> tuple[str, str | None] | None:
+        """(tenant, webhook JSON or None) of a run, or None when the run does not exist."""
+        known = self._webhooks.get(run_id)
+        if known is None:
+            record = await self._runs.get(run_id)
+            if record is None:
+                return None
+            known = self._webhooks[run_id] = (record.tenant_id, record.webhook_json)
+        return known
 
     async def on_run_event(self, event: RunEventData) -> None:
         """Store the delivery the event asks for; a duplicate event finds it stored."""
         name = EVENT_OF_STATUS.get(event.status)
-        record = await self._runs.get(event.run_id) if name else None
-        if name is None or record is None or record.webhook_json is None:
+        webhook = await self._webhook_of(event.run_id) if name else None
+        if name is None or webhook is None or webhook[1] is None:
             return
-        hook = json.loads(record.webhook_json)
+        tenant_id, webhook_json = webhook
+        hook = json.loads(webhook_json or "null")
         selected = hook.get("events")
         if name not in (DEFAULT_EVENTS if selected is None else selected):
             return
@@ -65,7 +79,7 @@ class Notifier:
         delivery = Delivery(
             delivery_id=delivery_id(event.run_id, name),
             run_id=event.run_id,
-            tenant_id=record.tenant_id,
+            tenant_id=tenant_id,
             event=name,
             url=hook["url"],
             status=DeliveryStatus.PENDING,

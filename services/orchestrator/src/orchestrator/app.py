@@ -8,15 +8,14 @@ import logging
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from bus.broker import make_broker
 from bus.consumer import Dispatcher
+from bus.keyed import KeyedWorkers
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
-from bus.topics import Topic
+from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
-from faststream.kafka.annotations import KafkaMessage
 from storage import mongo
 from storage.idempotency import IdempotencyKeys
 from storage.runs import RunRepository
-from storage.timers import TimerRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
@@ -31,21 +30,23 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="orchestrator")
     client = mongo.connect(settings.mongodb_url, app_name="orchestrator")
     db = client[settings.mongodb_database]
-    publisher = EventPublisher(broker, source="/orchestrator")
-    timers = TimerRepository(db, watchdog_seconds=settings.watchdog_seconds)
+    prefix = settings.kafka_topic_prefix
+    publisher = EventPublisher(broker, source="/orchestrator", prefix=prefix)
+    runs = RunRepository(db)
     service = Orchestrator(
-        RunRepository(db),
+        runs,
         WorkflowRepository(db),
-        timers,
         publisher,
         Policy(
             default_step_timeout=settings.default_step_timeout_seconds,
             max_depth=settings.max_chain_depth,
             step_timeout_grace=settings.step_timeout_grace_seconds,
+            claim_grace=settings.watchdog_seconds,
+            hot_runs=settings.hot_runs,
         ),
     )
     sweeper = Sweeper(
-        timers,
+        runs,
         IdempotencyKeys(db),
         publisher,
         interval=settings.sweep_interval_seconds,
@@ -64,25 +65,26 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         transient=mongo.TRANSIENT_ERRORS,
     )
 
-    # Each consumer takes every run-keyed input topic with the range assignor: partition N of
-    # each topic goes to the same consumer, so one consumer owns all events of a run (FerretDB's
-    # updates are not atomic under concurrent writers; one writer per run keeps us correct).
-    # The round-robin default would split a run's topics across consumers. Several consumers
-    # in one process work on different partitions at once, each committing after its effects.
-    async def handle(msg: KafkaMessage) -> None:
-        await dispatcher.handle(msg)
-
-    for _ in range(settings.orchestrator_consumers):
-        broker.subscriber(
-            Topic.RUN_REQUESTED,
-            Topic.STEP_FINISHED,
-            Topic.RUN_CANCEL,
-            Topic.RUN_TIMERS,
-            group_id=settings.orchestrator_group_id,
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-        )(handle)
+    # One consumer takes every run-keyed input topic with the range assignor: partition N of
+    # each topic goes to the same instance, so one instance owns all events of a run (the
+    # round-robin default would split a run's topics across instances). Within the instance,
+    # events of one run are applied in order and different runs concurrently.
+    workers = KeyedWorkers(
+        dispatcher.handle,
+        max_in_flight=settings.orchestrator_max_in_flight,
+        on_rebalance=service.forget,
+    )
+    broker.subscriber(
+        *(
+            topic_name(t, prefix)
+            for t in (Topic.RUN_REQUESTED, Topic.STEP_FINISHED, Topic.RUN_CANCEL, Topic.RUN_TIMERS)
+        ),
+        group_id=settings.orchestrator_group_id,
+        partition_assignment_strategy=(RangePartitionAssignor,),
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        listener=workers.listener(),
+    )(workers.submit)
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds
@@ -92,13 +94,27 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
             "Kafka", settings.kafka_bootstrap_servers, lambda: kafka_ready(broker), timeout
         )
 
+    async def release_claims_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.claim_release_interval_seconds)
+            try:
+                await service.release_claims()
+            except Exception:
+                log.warning("removing released claims failed; trying again", exc_info=True)
+
     async def start_sweeper() -> None:
         background.add(asyncio.create_task(sweeper.run_forever(), name="sweeper"))
+        background.add(asyncio.create_task(release_claims_forever(), name="claims"))
 
     async def stop_sweeper() -> None:
+        await workers.drain(within=settings.shutdown_timeout_seconds)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        try:
+            await service.release_claims()
+        except Exception:
+            log.warning("removing released claims at shutdown failed", exc_info=True)
 
     async def close() -> None:
         await client.close()

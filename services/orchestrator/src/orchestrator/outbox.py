@@ -1,16 +1,17 @@
-"""What a decision must do beyond its state change, stored with the revision that decided it.
+"""What a decision must do beyond its state change, stored in the claim of the revision that
+decided it.
 
 Storing the actions in the same write that claims the revision means a crash between that
-write and carrying them out loses nothing: the next event of the run, or its watchdog,
-carries them out again. Each action is idempotent: events keep their CloudEvents id (consumers
-treat a repeated id as a duplicate), timers keep their id, a child run keeps its id.
+write and carrying them out loses nothing: the next event of the run, or the sweeper, carries
+them out again. Each action is idempotent: events keep their CloudEvents id (consumers treat a
+repeated id as a duplicate), a child run keeps its id. Timers are not actions: they are part of
+the run record (see `timers`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from contracts.events import BY_TYPE, EventData
@@ -20,14 +21,6 @@ from contracts.events import BY_TYPE, EventData
 class Publish:
     event_id: str
     event: EventData
-
-
-@dataclass(frozen=True)
-class Schedule:
-    kind: str
-    node_id: str | None
-    attempt: int | None
-    due_at: datetime
 
 
 @dataclass(frozen=True)
@@ -41,7 +34,7 @@ class StartChild:
     depth: int
 
 
-Action = Publish | Schedule | StartChild
+Action = Publish | StartChild
 
 
 def dump(actions: list[Action]) -> str:
@@ -54,16 +47,6 @@ def dump(actions: list[Action]) -> str:
                     "id": a.event_id,
                     "type": a.event.event_type,
                     "data": a.event.model_dump(mode="json", by_alias=True),
-                }
-            )
-        elif isinstance(a, Schedule):
-            items.append(
-                {
-                    "op": "timer",
-                    "kind": a.kind,
-                    "nodeId": a.node_id,
-                    "attempt": a.attempt,
-                    "dueAt": a.due_at.isoformat(),
                 }
             )
         else:
@@ -88,10 +71,6 @@ def load(raw: str) -> list[Action]:
         op = i.get("op", "publish")
         if op == "publish":
             actions.append(Publish(i["id"], BY_TYPE[i["type"]].model_validate(i["data"])))
-        elif op == "timer":
-            actions.append(
-                Schedule(i["kind"], i["nodeId"], i["attempt"], datetime.fromisoformat(i["dueAt"]))
-            )
         else:
             actions.append(
                 StartChild(

@@ -7,12 +7,14 @@ actions it decided (its outbox), which are then carried out and marked done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bus.envelope import new_traceparent
@@ -21,7 +23,6 @@ from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 from runview import Definitions, RunView, load_view, to_event_data
 from storage.runs import RunRecord, RunRepository
-from storage.timers import WATCHDOG, TimerRecord, TimerRepository
 from storage.workflows import WorkflowRepository
 from workflow.definition import WorkflowDefinition
 from workflow.run import (
@@ -42,11 +43,11 @@ from workflow.run import (
     step_succeeded,
     timer_fired,
 )
-from workflow.state import RunStatus, StepStatus, is_terminal
+from workflow.state import RunStatus, StepStatus
 from workflow.validation import validate_inputs
 
 from contracts import events as ev
-from orchestrator import outbox
+from orchestrator import outbox, timers
 
 log = logging.getLogger("orchestrator")
 
@@ -77,6 +78,19 @@ class Policy:
     step_timeout_grace: float = 5.0
     """The executor enforces a step's timeout itself and reports it; the orchestrator's own
     timer fires this much later, for a step whose result was lost."""
+    claim_grace: float = 30.0
+    """A change not carried out this long after it was written is re-driven by the sweeper;
+    a run still queued this long after it was created is started by it."""
+    hot_runs: int = 10_000
+    """Runs whose latest state this process keeps parsed, most recently used first."""
+
+
+@dataclass(frozen=True)
+class _Hot:
+    """A run as last written by this process, parsed once."""
+
+    record: RunRecord
+    state: RunState
 
 
 class Orchestrator:
@@ -84,7 +98,6 @@ class Orchestrator:
         self,
         runs: RunRepository,
         workflows: WorkflowRepository,
-        timers: TimerRepository,
         publisher: EventPublisher,
         policy: Policy = Policy(),
         clock: Callable[[], datetime] = _now,
@@ -92,12 +105,26 @@ class Orchestrator:
     ) -> None:
         self._runs = runs
         self._workflows = workflows
-        self._timers = timers
         self._publisher = publisher
         self._policy = policy
         self._clock = clock
         self._jitter = jitter
         self._definitions = Definitions(workflows)
+        self._hot: OrderedDict[str, _Hot] = OrderedDict()
+        self._to_release: list[str] = []
+
+    def forget(self) -> None:
+        """Drop every cached run: after a rebalance another instance may have changed them."""
+        self._hot.clear()
+
+    async def release_claims(self) -> None:
+        """Remove the claims of changes carried out since the last call, in one request."""
+        ids, self._to_release = self._to_release, []
+        try:
+            await self._runs.release(ids)
+        except BaseException:
+            self._to_release += ids
+            raise
 
     async def on_run_requested(self, event: ev.RunRequested) -> None:
         p = self._policy
@@ -127,7 +154,6 @@ class Orchestrator:
             timing=(event.node_id, event.started_at),
             assets={a.ref: a for a in event.assets},
         )
-        await self._disarm_step_timeout(event.run_id, event.node_id, event.attempt)
 
     async def on_step_failed(self, event: ev.StepFailed) -> None:
         error = StepError(
@@ -148,32 +174,35 @@ class Orchestrator:
             ),
             timing=(event.node_id, event.started_at),
         )
-        await self._disarm_step_timeout(event.run_id, event.node_id, event.attempt)
 
     async def on_cancel_requested(self, event: ev.RunCancelRequested) -> None:
         await self._apply(event.run_id, lambda _d, s: cancel_run(s, self._clock()))
 
     async def on_timer_fired(self, event: ev.TimerFired) -> None:
+        """The sweeper's nudge (kind ``watchdog``): look at the stored run afresh, carry out
+        what a crashed writer left, start it if it is still queued, fire what is due. Any
+        other kind fires that one timer."""
         try:
             timer = Timer(kind=event.kind, node_id=event.node_id, attempt=event.attempt)
         except ValidationError:
             log.error("run %s: timer of unknown kind %r ignored", event.run_id, event.kind)
             return
-        record = await self._apply(
-            event.run_id,
-            lambda d, s: timer_fired(
-                d,
-                s,
-                timer,
-                self._clock(),
-                jitter=self._jitter(),
-                default_step_timeout=self._policy.default_step_timeout,
-                max_depth=self._policy.max_depth,
-            ),
+        self._hot.pop(event.run_id, None)
+        await self._apply(
+            event.run_id, lambda d, s: self._fire(d, s, timer), fire_due=True, fresh=True
         )
-        still_going = record is not None and not is_terminal(RunStatus(record.status))
-        if event.kind == WATCHDOG and record is not None and still_going:
-            await self._timers.arm_watchdog(record.run_id, self._clock())
+
+    def _fire(self, defn: WorkflowDefinition, state: RunState, timer: Timer) -> Decision:
+        p = self._policy
+        return timer_fired(
+            defn,
+            state,
+            timer,
+            self._clock(),
+            jitter=self._jitter(),
+            default_step_timeout=p.default_step_timeout,
+            max_depth=p.max_depth,
+        )
 
     async def _apply(
         self,
@@ -182,49 +211,124 @@ class Orchestrator:
         *,
         timing: tuple[str, datetime] | None = None,
         assets: dict[str, ev.AssetInfo] | None = None,
+        fire_due: bool = False,
+        fresh: bool = False,
     ) -> RunRecord | None:
-        record = await self._runs.get(run_id)
-        if record is None:
-            log.error("run %s: event for a run that does not exist; ignored", run_id)
-            return None
-        # Nothing is decided on top of a revision whose actions were never carried out (a
-        # publish that failed). A claim the run never received (a writer that died between
-        # claim and write) shows up as a conflict below and is rolled forward there.
-        await self._flush_unpublished(record)
         for _ in range(MAX_CONFLICT_RETRIES):
+            hot = await self._load(run_id, fresh=fresh)
+            if hot is None:
+                log.error("run %s: event for a run that does not exist; ignored", run_id)
+                return None
+            record, state = hot.record, hot.state
             defn = await self._definitions.get(
                 record.tenant_id, record.workflow_id, record.workflow_version
             )
-            state = RunState.model_validate_json(record.state_json)
+            now = self._clock()
+            pending = timers.load(record.timers_json)
             decision = decide(defn, state)
-            if decision.state.revision == state.revision:
-                return record
+            if fire_due:
+                due, pending = timers.split_due(pending, now)
+                for p in due:
+                    fired = self._fire(defn, decision.state, p.timer())
+                    decision = Decision(fired.state, decision.effects + fired.effects)
             new_state = decision.state
+            grace = timedelta(seconds=self._policy.step_timeout_grace)
+            schedules = [
+                replace(e, due_at=e.due_at + grace) if e.kind == "step_timeout" else e
+                for e in decision.effects
+                if isinstance(e, ScheduleTimer)
+            ]
+            new_pending = timers.pruned(timers.scheduled(pending, schedules), new_state)
+            if new_state.revision == state.revision and new_pending == timers.load(
+                record.timers_json
+            ):
+                return record
+            new_state = new_state.model_copy(update={"revision": state.revision + 1})
             if timing is not None and timing[0] in new_state.steps:
                 node_id, started_at = timing
                 step = new_state.steps[node_id].model_copy(update={"started_at": started_at})
                 new_state = new_state.model_copy(
                     update={"steps": {**new_state.steps, node_id: step}}
                 )
-            updated = self._record_for(record, new_state, assets)
+            updated = self._record_for(record, new_state, assets, new_pending)
             actions = self._actions(updated, decision)
             actions += self._map_progress(updated, state, new_state)
-            if await self._runs.commit(updated, outbox_json=outbox.dump(actions)):
-                await self._carry_out(updated, updated.revision, actions)
-                if is_terminal(new_state.status):
-                    await self._disarm_run_timers(run_id)
-                return updated
-            log.info(
-                "run %s: revision %d was claimed meanwhile; deciding again",
-                run_id,
-                updated.revision,
+            claim = await self._runs.commit(
+                updated,
+                base_revision=record.revision,
+                outbox_json=outbox.dump(actions),
+                due_at=now + timedelta(seconds=self._policy.claim_grace),
             )
-            record = await self._runs.catch_up(record)
-            await self._flush_unpublished(record)
+            if claim is None:
+                log.info(
+                    "run %s: revision %d was written meanwhile; deciding again",
+                    run_id,
+                    updated.revision,
+                )
+                self._hot.pop(run_id, None)
+                fresh = True
+                continue
+            self._remember(claim.record, new_state)
+            try:
+                await self._carry_out(claim.record, actions)
+            except BaseException:
+                # Not released: the claim is carried out again by the next event or the sweeper.
+                self._hot.pop(run_id, None)
+                raise
+            self._to_release.append(claim.claim_id)
+            return claim.record
         raise RuntimeError(f"run {run_id}: gave up after {MAX_CONFLICT_RETRIES} write conflicts")
 
+    def _remember(self, record: RunRecord, state: RunState) -> _Hot:
+        hot = _Hot(record, state)
+        self._hot[record.run_id] = hot
+        self._hot.move_to_end(record.run_id)
+        while len(self._hot) > self._policy.hot_runs:
+            self._hot.popitem(last=False)
+        return hot
+
+    async def _load(self, run_id: str, *, fresh: bool) -> _Hot | None:
+        hot = None if fresh else self._hot.get(run_id)
+        if hot is not None:
+            self._hot.move_to_end(run_id)
+            return hot
+        record = await self._runs.get(run_id)
+        if record is None:
+            return None
+        # A run no orchestrator has written yet has no claims: its first event needs one read.
+        if fresh or record.revision > 0:
+            record = await self._recover(record)
+        return self._remember(record, RunState.model_validate_json(record.state_json))
+
+    async def _recover(self, record: RunRecord) -> RunRecord:
+        """Finish what writers before us left: a claim never written to the run is rolled
+        forward; the claim that wrote the current revision is carried out again (its actions
+        may not all have gone out); any other claim is stale and only removed. Nothing is
+        decided on top of a revision whose actions were never carried out."""
+        for claim in await self._runs.claims(record.run_id):
+            if claim.revision == record.revision + 1:
+                if await self._runs.roll_forward(claim, record.revision):
+                    log.info("run %s: rolled revision %d forward", record.run_id, claim.revision)
+                    record = claim.record
+                else:
+                    record = await self._runs.get(record.run_id) or record
+            if claim.revision == record.revision and claim.nonce == record.claim:
+                log.info(
+                    "run %s: carrying out revision %d's actions again",
+                    record.run_id,
+                    claim.revision,
+                )
+                await self._carry_out(record, outbox.load(claim.outbox_json))
+            if claim.revision <= record.revision:
+                self._to_release.append(claim.claim_id)
+        return record
+
     def _record_for(
-        self, record: RunRecord, state: RunState, assets: dict[str, ev.AssetInfo] | None
+        self,
+        record: RunRecord,
+        state: RunState,
+        assets: dict[str, ev.AssetInfo] | None,
+        pending: list[timers.Pending],
     ) -> RunRecord:
         merged = json.loads(record.assets_json)
         for ref, info in (assets or {}).items():
@@ -236,6 +340,8 @@ class Orchestrator:
             assets_json=json.dumps(merged),
             started_at=state.started_at,
             completed_at=state.completed_at,
+            timers_json=timers.dump(pending),
+            due_at=timers.next_due(pending),
         )
 
     def _map_progress(
@@ -296,10 +402,7 @@ class Orchestrator:
                     outbox.Publish(event_id, RUN_EVENT_OF_KIND[effect.kind].model_validate(data))
                 )
             elif isinstance(effect, ScheduleTimer):
-                due_at = effect.due_at
-                if effect.kind == "step_timeout":
-                    due_at += timedelta(seconds=self._policy.step_timeout_grace)
-                actions.append(outbox.Schedule(effect.kind, effect.node_id, effect.attempt, due_at))
+                pass  # kept on the run record with the state (see `timers`)
             elif isinstance(effect, StartChildRun):
                 actions.append(
                     outbox.StartChild(
@@ -360,44 +463,15 @@ class Orchestrator:
             finished_at=state.completed_at or now,
         )
 
-    async def _disarm_step_timeout(self, run_id: str, node_id: str, attempt: int) -> None:
-        """A finished step's timeout would only fire stale; removing it keeps the sweeper's
-        collection small (a missed removal is harmless)."""
-        await self._timers.disarm(TimerRecord(run_id, "step_timeout", node_id, attempt, _now()))
-
-    async def _disarm_run_timers(self, run_id: str) -> None:
-        for kind in (WATCHDOG, "run_timeout"):
-            await self._timers.disarm(TimerRecord(run_id, kind, None, None, _now()))
-
-    async def _flush_unpublished(self, record: RunRecord) -> None:
-        for revision in range(record.published_revision + 1, record.revision + 1):
-            await self._flush(record, revision)
-
-    async def _flush(self, record: RunRecord, revision: int) -> None:
-        """Carry out what a revision decided, if that never completed."""
-        claimed = await self._runs.revision(record.run_id, revision)
-        if claimed is not None:
-            log.info("run %s: carrying out revision %d's actions again", record.run_id, revision)
-            await self._carry_out(record, revision, outbox.load(claimed.outbox_json))
-
-    async def _carry_out(
-        self, record: RunRecord, revision: int, actions: list[outbox.Action]
-    ) -> None:
+    async def _carry_out(self, record: RunRecord, actions: list[outbox.Action]) -> None:
         traceparent = new_traceparent(record.trace_id)
         for action in actions:
             if isinstance(action, outbox.Publish):
                 await self._publisher.publish(
                     action.event, event_id=action.event_id, traceparent=traceparent
                 )
-            elif isinstance(action, outbox.Schedule):
-                await self._timers.schedule(
-                    TimerRecord(
-                        record.run_id, action.kind, action.node_id, action.attempt, action.due_at
-                    )
-                )
             else:
                 await self._start_child(record, action, traceparent)
-        await self._runs.mark_published(record.run_id, revision)
 
     async def _start_child(
         self, parent: RunRecord, action: outbox.StartChild, traceparent: str
@@ -452,12 +526,10 @@ class Orchestrator:
             created_at=now,
             state_json=state.model_dump_json(),
             trace_id=parent.trace_id or secrets.token_hex(16),
+            due_at=now + timedelta(seconds=self._policy.claim_grace),
         )
-        try:
+        with contextlib.suppress(DuplicateKeyError):  # created by an earlier attempt
             await self._runs.create(child)
-            await self._timers.arm_watchdog(child.run_id, now)
-        except DuplicateKeyError:
-            pass  # created by an earlier attempt at this same action
         await self._publisher.publish(
             ev.RunRequested(
                 run_id=child.run_id,

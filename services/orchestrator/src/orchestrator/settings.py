@@ -10,15 +10,20 @@ class OrchestratorSettings(KafkaSettings, MongoSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     orchestrator_group_id: str = "orchestrator"
-    orchestrator_consumers: int = Field(default=3, ge=1, le=64)
-    """Consumers in this process; each owns some partitions (at most the partition count
-    across all instances is useful)."""
+    orchestrator_max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    """Events handled at once by this process (different runs; one run's are in order)."""
+    hot_runs: int = Field(default=10_000, ge=0)
+    """Runs whose latest state is kept in memory (saves a read per event)."""
+    claim_release_interval_seconds: float = Field(default=0.05, gt=0)
+    """Claims of carried-out changes are removed in one request this often."""
+    shutdown_timeout_seconds: float = Field(default=20, gt=0)
     default_step_timeout_seconds: float = Field(default=900, gt=0)
     """A step without its own timeoutSeconds is re-driven after this long."""
     max_chain_depth: int = Field(default=5, ge=1, le=50)
     step_timeout_grace_seconds: float = Field(default=5, ge=0)
     """How long after a step's timeout the orchestrator re-drives it if no result came."""
     watchdog_seconds: float = Field(default=30, gt=0)
+    """A run still queued, or a change not carried out, this long is re-driven."""
     sweep_interval_seconds: float = Field(default=0.5, gt=0)
     timer_lease_seconds: float = Field(default=30, gt=0)
     startup_timeout_seconds: float = 15.0

@@ -1,9 +1,13 @@
-"""The sweeper: fires due timers into their run's partition and expires idempotency keys.
+"""The sweeper: nudges the owner of every run that has something due, and expires
+idempotency keys.
 
-Everything that can become overdue is a durable timer (a retry delay, a step or run timeout,
-a `wait` node, the watchdog every run carries), so the sweeper only has to look at due timers,
-a small collection, instead of scanning runs. Firing is idempotent: a timer fired twice is
-ignored by the run's owner the second time.
+What can become overdue is written down with the run, so the sweeper polls only that: live
+runs whose ``dueAt`` has passed (a timer: retry delay, step or run timeout, `wait`; or a run
+still queued past its start grace) and claims of changes not carried out in time (a writer
+died between its write and its publishes). For each it publishes a ``watchdog`` timer event
+into the run's partition; the run's owner decides, so the sweeper never writes a run. A nudge
+that arrives twice is harmless; the same due time of a run is not nudged again for `lease`
+seconds (a run whose due time moved is nudged at its new time).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from bus.publisher import EventPublisher
 from contracts.events import TimerFired
 from storage.idempotency import IdempotencyKeys
-from storage.timers import TimerRepository
+from storage.runs import RunRepository
 
 log = logging.getLogger("orchestrator.sweeper")
 
@@ -28,7 +32,7 @@ def _now() -> datetime:
 class Sweeper:
     def __init__(
         self,
-        timers: TimerRepository,
+        runs: RunRepository,
         idempotency: IdempotencyKeys,
         publisher: EventPublisher,
         *,
@@ -37,7 +41,7 @@ class Sweeper:
         cleanup_every: float = 60,
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        self._timers = timers
+        self._runs = runs
         self._idempotency = idempotency
         self._publisher = publisher
         self._interval = interval
@@ -45,6 +49,7 @@ class Sweeper:
         self._cleanup_every = timedelta(seconds=cleanup_every)
         self._clock = clock
         self._last_cleanup = datetime.min.replace(tzinfo=UTC)
+        self._nudged: dict[tuple[str, datetime], datetime] = {}
 
     async def run_forever(self) -> None:
         while True:
@@ -56,26 +61,21 @@ class Sweeper:
 
     async def sweep_once(self) -> int:
         now = self._clock()
-        fired = 0
-        for timer in await self._timers.due(now):
-            leased = await self._timers.lease(timer, now + self._lease)
-            if leased is None:
+        self._nudged = {r: t for r, t in self._nudged.items() if t > now}
+        due = await self._runs.due_runs(now) + await self._runs.overdue_claims(now)
+        nudged = 0
+        for run_id, due_at in due:
+            if (run_id, due_at) in self._nudged:
                 continue
             await self._publisher.publish(
-                TimerFired(
-                    run_id=timer.run_id,
-                    kind=timer.kind,
-                    node_id=timer.node_id,
-                    attempt=timer.attempt,
-                    due_at=timer.due_at,
-                ),
-                event_id=f"{timer.timer_id}@{timer.due_at.isoformat()}",
+                TimerFired(run_id=run_id, kind="watchdog", due_at=due_at),
+                event_id=f"{run_id}:watchdog@{due_at.isoformat()}",
             )
-            await self._timers.fired(leased)
-            fired += 1
+            self._nudged[(run_id, due_at)] = now + self._lease
+            nudged += 1
         if now - self._last_cleanup >= self._cleanup_every:
             self._last_cleanup = now
             removed = await self._idempotency.remove_expired(now)
             if removed:
                 log.info("removed %d expired idempotency keys", removed)
-        return fired
+        return nudged

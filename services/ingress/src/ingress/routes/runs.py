@@ -94,9 +94,9 @@ async def run_workflow(
     body = parse(RunRequest, raw)
     timeout_seconds = _timeout(body, cancel_after)
     workflow = (
-        await runtime.workflows.get(tenant_id, workflow_id, body.version)
+        await runtime.cached_workflows.get(tenant_id, workflow_id, body.version)
         if body.version is not None
-        else await runtime.workflows.latest(tenant_id, workflow_id)
+        else await runtime.cached_workflows.latest(tenant_id, workflow_id)
     )
     if workflow is None:
         which = f" version {body.version}" if body.version is not None else ""
@@ -150,6 +150,8 @@ async def run_workflow(
         webhook_json=json.dumps({"url": str(body.webhook), "events": body.webhook_events})
         if body.webhook
         else None,
+        # Should run.requested never arrive, the sweeper starts the run after this.
+        due_at=now + timedelta(seconds=runtime.settings.watchdog_seconds),
     )
     prefer = parse_prefer(request.headers.getlist("prefer"))
     requested = RunRequested(
@@ -160,9 +162,6 @@ async def run_workflow(
         requested_at=now,
     )
     with runtime.hub.listen(run_id) as events:
-        # The watchdog first: a run stored without it could sit queued forever if the
-        # publish below never happened; a watchdog for a run never stored does nothing.
-        await runtime.timers.arm_watchdog(run_id, now)
         try:
             await runtime.runs.create(record)
         except DuplicateKeyError:
@@ -173,20 +172,28 @@ async def run_workflow(
         try:
             await runtime.publisher.publish(requested, event_id=f"{run_id}:requested")
         except Exception:
-            # Stored and watched: the watchdog starts it. Answer with what we have.
+            # Stored with its due time: the sweeper starts it. Answer with what we have.
             log.exception(
-                "run %s: publishing run.requested failed; its watchdog will start it", run_id
+                "run %s: publishing run.requested failed; the sweeper will start it", run_id
             )
             return await _current(runtime, run_id, applied=None, force_pending=True)
-        return await _answer(runtime, run_id, prefer, events)
+        return await _answer(runtime, run_id, prefer, events, just_published=True)
 
 
-async def _answer(runtime: Runtime, run_id: str, prefer: Preference, events: Any) -> JSONResponse:
+async def _answer(
+    runtime: Runtime,
+    run_id: str,
+    prefer: Preference,
+    events: Any,
+    *,
+    just_published: bool = False,
+) -> JSONResponse:
     if prefer.respond_async:
         return await _current(runtime, run_id, applied="respond-async")
     limit = runtime.settings.max_wait_seconds
     timeout = min(prefer.wait, limit) if prefer.wait is not None else limit
-    current = await runtime.runs.get(run_id)
+    # A run we just published cannot have ended unseen: listening began before the publish.
+    current = None if just_published else await runtime.runs.get(run_id)
     if current is None or not is_terminal(DomainStatus(current.status)):
         await wait_for_end(events, timeout)
     return await _current(runtime, run_id, applied=f"wait={timeout:g}" if prefer.wait else None)

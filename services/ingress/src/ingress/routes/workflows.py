@@ -75,6 +75,7 @@ async def register_workflow(
         definition_hash=definition_hash(defn),
         now=datetime.now(UTC),
     )
+    runtime.cached_workflows.forget(tenant_id, workflow_id)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/workflows/{workflow_id}/versions/{record.version}"
     return resource(record)

@@ -1,0 +1,171 @@
+"""Consuming concurrently across keys while keeping each key's order.
+
+A partition holds the events of many runs (the key is the runId). Handling them one at a time
+makes every run wait for the slowest handler of its partition; handling them all at once would
+reorder the events of one run. `KeyedWorkers` takes each record as it arrives, chains it behind
+the previous record of the same key, and lets records of different keys run at once, up to
+`max_in_flight`.
+
+Offsets are committed (in the background, every `commit_interval`) only below the lowest record
+of each partition still being handled, so a crash redelivers everything not finished, and
+nothing is committed past work that was lost. At-least-once, as before: handlers are idempotent.
+The subscriber must not commit by itself (`AckPolicy.MANUAL`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from faststream.kafka.annotations import KafkaMessage
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+
+log = logging.getLogger("bus.keyed")
+
+Handle = Callable[[KafkaMessage], Awaitable[object]]
+
+
+@dataclass
+class _Progress:
+    """Offsets of one partition: those being handled, the next after the highest seen, and
+    the position last committed."""
+
+    in_flight: set[int] = field(default_factory=set)
+    next_offset: int = 0
+    committed: int = -1
+
+    def started(self, offset: int) -> None:
+        self.in_flight.add(offset)
+        self.next_offset = max(self.next_offset, offset + 1)
+
+    def position(self) -> int:
+        """Everything below this is handled."""
+        return min(self.in_flight) if self.in_flight else self.next_offset
+
+
+class KeyedWorkers:
+    def __init__(
+        self,
+        handle: Handle,
+        *,
+        max_in_flight: int = 256,
+        commit_interval: float = 0.2,
+        on_rebalance: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._handle = handle
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._commit_interval = commit_interval
+        self._on_rebalance = on_rebalance
+        self._tails: dict[bytes | None, asyncio.Task[None]] = {}
+        self._progress: dict[TopicPartition, _Progress] = {}
+        self._consumer: Any = None
+        self._committer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def submit(self, msg: KafkaMessage) -> None:
+        """Take a record: returns once it is queued behind its key (waits while the limit of
+        records in flight is reached, which holds back the consumer)."""
+        await self._slots.acquire()
+        record = cast("ConsumerRecord[bytes, bytes]", msg.raw_message)
+        tp = TopicPartition(record.topic, record.partition)
+        self._progress.setdefault(tp, _Progress()).started(record.offset)
+        self._consumer = msg.consumer
+        key = record.key
+        task = asyncio.create_task(self._run(self._tails.get(key), msg, tp, record.offset, key))
+        self._tails[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_forever(), name="offset-commits")
+
+    async def _run(
+        self,
+        previous: asyncio.Task[None] | None,
+        msg: KafkaMessage,
+        tp: TopicPartition,
+        offset: int,
+        key: bytes | None,
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            while True:
+                try:
+                    await self._handle(msg)
+                    break
+                except Exception:
+                    # The handler logged it and paused; a record is retried in place, so the
+                    # records of its key stay behind it in order.
+                    continue
+            progress = self._progress.get(tp)
+            if progress is not None:
+                progress.in_flight.discard(offset)
+        finally:
+            self._slots.release()
+            if self._tails.get(key) is asyncio.current_task():
+                del self._tails[key]
+
+    async def _commit_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._commit_interval)
+            try:
+                await self.commit()
+            except Exception:
+                log.warning("committing offsets failed; trying again", exc_info=True)
+
+    async def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        chosen = self._progress if partitions is None else set(partitions) & set(self._progress)
+        offsets = {
+            tp: pos
+            for tp in chosen
+            if (pos := self._progress[tp].position()) > self._progress[tp].committed
+        }
+        if not offsets or self._consumer is None:
+            return
+        await self._consumer.commit(offsets)
+        for tp, pos in offsets.items():
+            if tp in self._progress:
+                self._progress[tp].committed = pos
+
+    async def drain(self, within: float) -> None:
+        """Let records in flight finish (up to `within` seconds), commit what they finished,
+        stop."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=within)
+        with contextlib.suppress(Exception):
+            await self.commit()
+        for task in [*self._tasks, *([self._committer] if self._committer else [])]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._committer = None
+
+    def listener(self) -> ConsumerRebalanceListener:
+        """Commits what is done before partitions go, forgets their offsets, and tells the
+        owner (whose cached state may be changed by another instance from now on)."""
+        workers = self
+
+        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+                with contextlib.suppress(Exception):
+                    await workers.commit(revoked)
+                for tp in revoked:
+                    workers._progress.pop(tp, None)
+                workers._on_rebalance()
+
+            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+                for tp in assigned:
+                    workers._progress.pop(tp, None)
+                workers._on_rebalance()
+
+        return _Listener()
