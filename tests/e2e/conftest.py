@@ -4,7 +4,6 @@ session with this checkout's code."""
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -15,11 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 from devstack import apps, process
-from devstack.api import Endpoints
+from devstack.api import Endpoints, ensure_topics
 from devstack.settings import Settings
 
 SERVICES = ("ingress", "orchestrator", "executor", "notifier")
 PORT = int(os.environ.get("E2E_INGRESS_PORT", "38100"))
+# Topics, consumer groups and a database of the tests' own: services a developer started with
+# `make up` keep running beside them, and neither side handles the other's events. The
+# database is kept between sessions: it grows like a developer's, and the tests stay fast.
+NAMESPACE = os.environ.get("E2E_NAMESPACE", "e2e")
 
 
 @dataclass
@@ -59,16 +62,18 @@ class System:
 @pytest.fixture(scope="session")
 def system(stack: Endpoints) -> Iterator[System]:
     settings = Settings.from_env()
-    # Detached services of `make up` would share the consumer groups and run stale code.
-    apps.stop(settings, say=lambda _m: None)
+    prefix = f"{NAMESPACE}."
+    ensure_topics(prefix)
     env = dict(os.environ)
     env.update(stack.as_env())
     env.update(
         {
             "INGRESS_PORT": str(PORT),
-            # A database of its own: the session starts empty (FerretDB answers even `_id`
-            # lookups by scanning, so a dev database full of history slows every test).
-            "MONGODB_DATABASE": f"e2e_{secrets.token_hex(4)}",
+            "MONGODB_DATABASE": f"workflow_{NAMESPACE}",
+            "KAFKA_TOPIC_PREFIX": prefix,
+            "ORCHESTRATOR_GROUP_ID": f"{prefix}orchestrator",
+            "EXECUTOR_GROUP_ID": f"{prefix}executor",
+            "NOTIFIER_GROUP_ID": f"{prefix}notifier",
             "PYTHONUNBUFFERED": "1",
             "MAX_WAIT_SECONDS": "60",
             "MAX_BODY_BYTES": "65536",
@@ -103,11 +108,3 @@ def system(stack: Endpoints) -> Iterator[System]:
         yield System(url=url, key=key, env=env, logs=logs, procs=procs)
     finally:
         apps.terminate(procs)
-        _drop_database(env["MONGODB_URL"], env["MONGODB_DATABASE"])
-
-
-def _drop_database(url: str, name: str) -> None:
-    from pymongo import MongoClient
-
-    with MongoClient(url, serverSelectionTimeoutMS=5000) as client:
-        client.drop_database(name)

@@ -398,7 +398,9 @@ async def test_a_duplicate_run_event_is_not_delivered_twice(
         record = await RunRepository(db).get(run["runId"])
         assert record is not None
         await broker.start()
-        await EventPublisher(broker, source="/e2e").publish(to_event_data(load_view(record)))
+        await EventPublisher(
+            broker, source="/e2e", prefix=system.env["KAFKA_TOPIC_PREFIX"]
+        ).publish(to_event_data(load_view(record)))
     finally:
         await broker.stop()
         await client.close()

@@ -56,6 +56,15 @@ async def ensure_up_async(partitions: int | None = None) -> Endpoints:
     return await asyncio.to_thread(ensure_up, partitions)
 
 
+def ensure_topics(prefix: str) -> list[str]:
+    """Create the registry's topics in the namespace `prefix` (see `KAFKA_TOPIC_PREFIX`),
+    with the stack's partition count; the names created."""
+    from devstack.kafka import Kafka
+
+    settings = Settings.from_env()
+    return asyncio.run(Kafka(settings).ensure_topics(settings.partitions, prefix))
+
+
 def read_env() -> dict[str, str]:
     """The ``.stack/env`` file as a dict ({} when the stack was never brought up)."""
     return envfile.read_env_file(Settings.from_env().env_file)

@@ -309,8 +309,9 @@ class Kafka(Component):
                 f"({self.settings.partitions} partitions)"
             )
 
-    async def ensure_topics(self, partitions: int) -> list[str]:
-        """Create the registry's topics that do not exist yet; return the names created."""
+    async def ensure_topics(self, partitions: int, prefix: str = "") -> list[str]:
+        """Create the registry's topics (named with `prefix`) that do not exist yet; return
+        the names created."""
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000)
@@ -319,7 +320,7 @@ class Kafka(Component):
             existing = set(await admin.list_topics())
             missing = [
                 NewTopic(spec.name, spec.partitions, 1, topic_configs=dict(spec.config))
-                for spec in topic_specs(partitions)
+                for spec in topic_specs(partitions, prefix)
                 if spec.name not in existing
             ]
             if missing:
