@@ -174,7 +174,7 @@ def test_sigterm_lets_the_executor_finish_the_step_it_is_running(system: Any) ->
             headers={"Prefer": "respond-async"},
         ).json()
         deadline = time.monotonic() + 30
-        while b"Received" not in log.read_bytes()[offset:]:
+        while b"step big (image.generate) attempt 1 taken" not in log.read_bytes()[offset:]:
             assert time.monotonic() < deadline, "the executor never took the step"
             time.sleep(0.02)
         executor = system.procs["executor"]

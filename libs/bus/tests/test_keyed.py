@@ -21,8 +21,20 @@ class Consumer:
 
 
 def _msg(consumer: Consumer, offset: int, key: bytes) -> Any:
-    record = SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=offset, key=key)
-    return SimpleNamespace(raw_message=record, consumer=consumer)
+    record = SimpleNamespace(
+        topic=TP.topic, partition=TP.partition, offset=offset, key=key, value=b"{}"
+    )
+    return SimpleNamespace(raw_message=record, consumer=consumer, headers={})
+
+
+def _batch(consumer: Consumer, *records: tuple[int, bytes]) -> Any:
+    raw = tuple(
+        SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=o, key=k, value=b"{}")
+        for o, k in records
+    )
+    return SimpleNamespace(
+        raw_message=raw, consumer=consumer, headers={}, batch_headers=[{} for _ in raw]
+    )
 
 
 async def _until(condition: Any, within: float = 5.0) -> None:
@@ -40,13 +52,13 @@ async def test_records_of_one_key_run_in_order_while_other_keys_run_at_once() ->
     finished: list[int] = []
 
     async def handle(msg: Any) -> None:
-        started.append(msg.raw_message.offset)
-        await gates[msg.raw_message.offset].wait()
-        finished.append(msg.raw_message.offset)
+        started.append(msg.offset)
+        await gates[msg.offset].wait()
+        finished.append(msg.offset)
 
     workers = KeyedWorkers(handle, commit_interval=3600)
-    for offset, key in [(0, b"a"), (1, b"a"), (2, b"b"), (3, b"c")]:
-        await workers.submit(_msg(consumer, offset, key))
+    await workers.submit(_batch(consumer, (0, b"a"), (1, b"a"), (2, b"b")))
+    await workers.submit(_msg(consumer, 3, b"c"))
     await _until(lambda: sorted(started) == [0, 2, 3])
     assert 1 not in started, "the second record of key a waits for the first"
     gates[1].set()
@@ -64,7 +76,7 @@ async def test_offsets_are_committed_only_below_the_lowest_unfinished_record() -
     slow = asyncio.Event()
 
     async def handle(msg: Any) -> None:
-        if msg.raw_message.offset == 10:
+        if msg.offset == 10:
             await slow.wait()
 
     workers = KeyedWorkers(handle, commit_interval=3600)
@@ -86,7 +98,7 @@ async def test_a_failing_record_is_retried_in_place_before_the_next_of_its_key()
     failures = {0: 2}
 
     async def handle(msg: Any) -> None:
-        offset = msg.raw_message.offset
+        offset = msg.offset
         seen.append(offset)
         if failures.get(offset, 0):
             failures[offset] -= 1

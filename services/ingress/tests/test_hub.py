@@ -66,3 +66,21 @@ async def test_a_run_nobody_listens_to_is_ignored() -> None:
     hub = Hub()
     hub.publish(_run_event("run_x", RunCompleted))
     assert len(hub) == 0
+
+
+async def test_a_waiting_request_wants_only_its_runs_end_and_a_stream_wants_everything() -> None:
+    hub = Hub()
+    started, completed = RunStarted.event_type, RunCompleted.event_type
+    assert not hub.wants("run_1", completed), "nobody listens"
+    with hub.listen("run_1", only_end=True) as waiting:
+        assert hub.wants("run_1", completed)
+        assert not hub.wants("run_1", started)
+        assert not hub.wants("run_1", StepStarted.event_type)
+        assert not hub.wants("run_2", completed)
+        hub.publish(_run_event("run_1", RunStarted))
+        hub.publish(_run_event("run_1", RunCompleted))
+        assert (await waiting.get()).type == completed
+        assert waiting.empty()
+        with hub.listen("run_1"):
+            assert hub.wants("run_1", StepStarted.event_type)
+    assert not hub.wants("run_1", completed)

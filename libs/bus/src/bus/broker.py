@@ -27,5 +27,8 @@ def make_broker(
         allow_auto_create_topics=False,
         graceful_timeout=graceful_timeout,
         logger=logger or logging.getLogger(f"{client_id}.kafka"),
+        # One line per message received and processed costs more than many handlers do;
+        # they are there with LOG_LEVEL=DEBUG.
+        log_level=logging.DEBUG,
         request_timeout_ms=15_000,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError
@@ -28,6 +29,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("bus.consumer")
 
 Handler = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One Kafka record, as a batch subscriber hands it over."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Mapping[str, str]
+
+
+def incoming(msg: KafkaMessage) -> list[Incoming]:
+    """The records of a message from a batch subscriber (`batch=True`: one call per fetch, so
+    the framework's cost per call is shared by every record fetched), or of a single one."""
+    raw = msg.raw_message
+    records: tuple[ConsumerRecord[bytes, bytes], ...] = raw if isinstance(raw, tuple) else (raw,)
+    headers = getattr(msg, "batch_headers", None) or [msg.headers]
+    return [
+        Incoming(r.topic, r.partition, r.offset, r.key, r.value or b"", h)
+        for r, h in zip(records, headers, strict=True)
+    ]
 
 
 class Dispatcher:
@@ -57,10 +82,21 @@ class Dispatcher:
         self._failures: dict[str, int] = {}
 
     async def handle(self, msg: KafkaMessage) -> Envelope | None:
-        """The body of every FastStream subscriber: hand the raw record to `dispatch`."""
+        """The body of a single-record FastStream subscriber: hand the record to `dispatch`."""
         record = cast("ConsumerRecord", msg.raw_message)
         return await self.dispatch(
             topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
+        )
+
+    async def handle_batch(self, msg: KafkaMessage) -> None:
+        """The body of a batch subscriber: every record in order (a failure raises, and the
+        subscriber's ack policy redelivers the batch; handlers are idempotent)."""
+        for record in incoming(msg):
+            await self.handle_record(record)
+
+    async def handle_record(self, record: Incoming) -> Envelope | None:
+        return await self.dispatch(
+            topic=record.topic, key=record.key, value=record.value, headers=record.headers
         )
 
     async def dispatch(

@@ -18,6 +18,9 @@ from contracts.events import BY_TYPE, EventData
 from pydantic import ValidationError
 
 TRACEPARENT = "traceparent"
+WEBHOOK = "webhook"
+"""CloudEvents extension on run events: "true" when the run asked for a webhook, "false" when
+not, so the notifier neither decodes nor looks up the runs of the others (absent: unknown)."""
 
 
 class PoisonMessage(Exception):
@@ -59,8 +62,10 @@ def encode(
     event_id: str | None = None,
     traceparent: str | None = None,
     time: datetime | None = None,
+    extensions: Mapping[str, str] | None = None,
 ) -> Outgoing:
     attributes: dict[str, object] = {
+        **(extensions or {}),
         "type": event.event_type,
         "source": source,
         "subject": event.run_id,

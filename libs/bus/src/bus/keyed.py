@@ -9,7 +9,8 @@ the previous record of the same key, and lets records of different keys run at o
 Offsets are committed (in the background, every `commit_interval`) only below the lowest record
 of each partition still being handled, so a crash redelivers everything not finished, and
 nothing is committed past work that was lost. At-least-once, as before: handlers are idempotent.
-The subscriber must not commit by itself (`AckPolicy.MANUAL`).
+The subscriber must not commit by itself (`AckPolicy.MANUAL`); a batch subscriber
+(`batch=True`) shares the framework's cost per call among the records of a fetch.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
-if TYPE_CHECKING:
-    from aiokafka import ConsumerRecord
+from bus.consumer import Incoming, incoming
 
 log = logging.getLogger("bus.keyed")
 
-Handle = Callable[[KafkaMessage], Awaitable[object]]
+Handle = Callable[[Incoming], Awaitable[object]]
 
 
 @dataclass
@@ -74,15 +74,18 @@ class KeyedWorkers:
         return len(self._tasks)
 
     async def submit(self, msg: KafkaMessage) -> None:
-        """Take a record: returns once it is queued behind its key (waits while the limit of
-        records in flight is reached, which holds back the consumer)."""
+        """Take the records of a message: returns once each is queued behind its key (waits
+        while the limit of records in flight is reached, which holds back the consumer)."""
+        self._consumer = msg.consumer
+        for record in incoming(msg):
+            await self._submit(record)
+
+    async def _submit(self, record: Incoming) -> None:
         await self._slots.acquire()
-        record = cast("ConsumerRecord[bytes, bytes]", msg.raw_message)
         tp = TopicPartition(record.topic, record.partition)
         self._progress.setdefault(tp, _Progress()).started(record.offset)
-        self._consumer = msg.consumer
         key = record.key
-        task = asyncio.create_task(self._run(self._tails.get(key), msg, tp, record.offset, key))
+        task = asyncio.create_task(self._run(self._tails.get(key), record, tp, key))
         self._tails[key] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -92,9 +95,8 @@ class KeyedWorkers:
     async def _run(
         self,
         previous: asyncio.Task[None] | None,
-        msg: KafkaMessage,
+        record: Incoming,
         tp: TopicPartition,
-        offset: int,
         key: bytes | None,
     ) -> None:
         try:
@@ -102,7 +104,7 @@ class KeyedWorkers:
                 await asyncio.wait([previous])
             while True:
                 try:
-                    await self._handle(msg)
+                    await self._handle(record)
                     break
                 except Exception:
                     # The handler logged it and paused; a record is retried in place, so the
@@ -110,7 +112,7 @@ class KeyedWorkers:
                     continue
             progress = self._progress.get(tp)
             if progress is not None:
-                progress.in_flight.discard(offset)
+                progress.in_flight.discard(record.offset)
         finally:
             self._slots.release()
             if self._tails.get(key) is asyncio.current_task():

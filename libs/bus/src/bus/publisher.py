@@ -19,13 +19,24 @@ class EventPublisher:
         self._prefix = prefix
 
     async def publish(
-        self, event: EventData, *, traceparent: str | None = None, event_id: str | None = None
+        self,
+        event: EventData,
+        *,
+        traceparent: str | None = None,
+        event_id: str | None = None,
+        extensions: Mapping[str, str] | None = None,
     ) -> None:
         """Returns once the broker has acknowledged the write on all in-sync replicas.
 
         A stable `event_id` (e.g. derived from runId + revision) lets consumers dedupe.
         """
-        out = encode(event, source=self._source, traceparent=traceparent, event_id=event_id)
+        out = encode(
+            event,
+            source=self._source,
+            traceparent=traceparent,
+            event_id=event_id,
+            extensions=extensions,
+        )
         await self._broker.publish(
             out.value,
             topic=topic_name(TOPIC_OF[type(event)], self._prefix),

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+import uvloop
 from faststream import FastStream
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -40,7 +41,10 @@ def run_service(
     logging.basicConfig(level=getattr(settings, "log_level", "INFO"), format=LOG_FORMAT)
     refused: tuple[type[Exception], ...] = (DependencyUnavailable, *refusals)
     try:
-        asyncio.run(create_app(settings).run())
+        # uvloop: the same asyncio API with a faster loop and socket layer (every service
+        # spends most of its time moving small messages).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(create_app(settings).run())
     except refused as exc:
         logging.getLogger(name).critical("cannot start: %s", exc)
         return 1

@@ -135,6 +135,13 @@ class Executor:
 
     async def _run(self, step: StepRequested) -> None:
         started = self._clock()
+        log.info(
+            "run %s: step %s (%s) attempt %d taken",
+            step.run_id,
+            step.node_id,
+            step.node_type,
+            step.attempt,
+        )
         if step.run_id in self._canceled:
             await self._failed(step, started, CANCELED)
             return

@@ -24,6 +24,9 @@ def main() -> int:
             log_config=None,
             timeout_graceful_shutdown=int(settings.max_wait_seconds) + 5,
             lifespan="on",
+            loop="uvloop",
+            http="httptools",
+            access_log=settings.access_log,
         )
     )
     server.run()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bus.broker import make_broker
+from bus.consumer import incoming
 from bus.envelope import PoisonMessage, decode
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
@@ -46,14 +47,18 @@ def create_app(settings: IngressSettings) -> FastAPI:
             topic_name(Topic.STEP_FINISHED, settings.kafka_topic_prefix),
             group_id=None,
             auto_offset_reset="latest",
+            batch=True,
         )
-        async def on_event(msg: KafkaMessage) -> None:
-            try:
-                envelope = decode(msg.headers, msg.body)
-            except PoisonMessage as exc:
-                log.warning("ignoring undecodable event: %s", exc)
-                return
-            hub.publish(envelope)
+        async def on_events(msg: KafkaMessage) -> None:
+            for record in incoming(msg):
+                if not hub.wants(record.headers.get("ce_subject"), record.headers.get("ce_type")):
+                    continue
+                try:
+                    envelope = decode(record.headers, record.value)
+                except PoisonMessage as exc:
+                    log.warning("ignoring undecodable event: %s", exc)
+                    continue
+                hub.publish(envelope)
 
         timeout = settings.startup_timeout_seconds
         await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)

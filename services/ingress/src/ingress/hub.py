@@ -4,6 +4,10 @@ Every ingress instance consumes the run and step events of all runs (no consumer
 hands each to the listeners of its run: a synchronous run request waits for the terminal
 event, an SSE stream forwards them all. A listener is registered before the run is published
 or its snapshot is read, so nothing slips between; the stored run stays the answer.
+
+Decoding an event costs more than anything else here, so an event is decoded only when a
+listener wants it (`wants`, from the record's headers): a run's event stream wants all of its
+events, a waiting request only the run's end.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bus.envelope import Envelope
-from contracts.events import RunEventData
+from contracts.events import RUN_EVENT_BY_STATUS, RunEventData
 from contracts.run import RunStatus
 
 TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+TERMINAL_TYPES = frozenset(RUN_EVENT_BY_STATUS[s].event_type for s in TERMINAL)
 QUEUE_LIMIT = 1000
 
 
@@ -27,25 +32,34 @@ def is_terminal_event(envelope: Envelope) -> bool:
 
 class Hub:
     def __init__(self) -> None:
-        self._listeners: dict[str, set[asyncio.Queue[Envelope]]] = defaultdict(set)
+        # run id -> listener queue -> whether it wants only the run's end
+        self._listeners: dict[str, dict[asyncio.Queue[Envelope], bool]] = defaultdict(dict)
 
     @contextmanager
-    def listen(self, run_id: str) -> Iterator[asyncio.Queue[Envelope]]:
+    def listen(self, run_id: str, *, only_end: bool = False) -> Iterator[asyncio.Queue[Envelope]]:
         queue: asyncio.Queue[Envelope] = asyncio.Queue(maxsize=QUEUE_LIMIT)
-        self._listeners[run_id].add(queue)
+        self._listeners[run_id][queue] = only_end
         try:
             yield queue
         finally:
             listeners = self._listeners.get(run_id)
             if listeners is not None:
-                listeners.discard(queue)
+                listeners.pop(queue, None)
                 if not listeners:
                     del self._listeners[run_id]
 
+    def wants(self, run_id: str | None, event_type: str | None) -> bool:
+        """Whether any listener would take an event of this run and type."""
+        listeners = self._listeners.get(run_id or "")
+        if not listeners:
+            return False
+        return event_type in TERMINAL_TYPES or not all(listeners.values())
+
     def publish(self, envelope: Envelope) -> None:
-        for queue in self._listeners.get(envelope.data.run_id, ()):
+        end = envelope.type in TERMINAL_TYPES
+        for queue, only_end in self._listeners.get(envelope.data.run_id, {}).items():
             # A listener that stopped reading loses progress events, never the stored run.
-            if not queue.full():
+            if (end or not only_end) and not queue.full():
                 queue.put_nowait(envelope)
 
     def __len__(self) -> int:

@@ -27,3 +27,5 @@ class IngressSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings):
     """How long a rotated-out webhook signing secret still signs deliveries."""
     startup_timeout_seconds: float = 15.0
     log_level: str = "INFO"
+    access_log: bool = False
+    """A log line per HTTP request (uvicorn's access log)."""

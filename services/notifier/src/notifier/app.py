@@ -10,7 +10,8 @@ import socket
 
 import egress
 from bus.broker import make_broker
-from bus.consumer import Dispatcher
+from bus.consumer import Dispatcher, incoming
+from bus.envelope import WEBHOOK
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
 from bus.topics import Topic, topic_name
@@ -85,9 +86,13 @@ def create_app(settings: NotifierSettings) -> FastStream:
         group_id=settings.notifier_group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        batch=True,
     )
     async def handle(msg: KafkaMessage) -> None:
-        await dispatcher.handle(msg)
+        for record in incoming(msg):
+            if record.headers.get(f"ce_{WEBHOOK}") == "false":
+                continue  # the run asked for no webhook: nothing to decode or look up
+            await dispatcher.handle_record(record)
 
     background: set[asyncio.Task[None]] = set()
 

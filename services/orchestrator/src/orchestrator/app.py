@@ -70,7 +70,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
     # round-robin default would split a run's topics across instances). Within the instance,
     # events of one run are applied in order and different runs concurrently.
     workers = KeyedWorkers(
-        dispatcher.handle,
+        dispatcher.handle_record,
         max_in_flight=settings.orchestrator_max_in_flight,
         on_rebalance=service.forget,
     )
@@ -84,6 +84,8 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         listener=workers.listener(),
+        batch=True,
+        max_records=settings.orchestrator_max_in_flight,
     )(workers.submit)
 
     async def check_dependencies() -> None:

@@ -21,6 +21,7 @@ from contracts.events import BY_TYPE, EventData
 class Publish:
     event_id: str
     event: EventData
+    extensions: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def dump(actions: list[Action]) -> str:
                     "id": a.event_id,
                     "type": a.event.event_type,
                     "data": a.event.model_dump(mode="json", by_alias=True),
+                    "ext": a.extensions,
                 }
             )
         else:
@@ -70,7 +72,9 @@ def load(raw: str) -> list[Action]:
     for i in json.loads(raw):
         op = i.get("op", "publish")
         if op == "publish":
-            actions.append(Publish(i["id"], BY_TYPE[i["type"]].model_validate(i["data"])))
+            actions.append(
+                Publish(i["id"], BY_TYPE[i["type"]].model_validate(i["data"]), i.get("ext"))
+            )
         else:
             actions.append(
                 StartChild(

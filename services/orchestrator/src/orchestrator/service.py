@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from bus.envelope import new_traceparent
+from bus.envelope import WEBHOOK, new_traceparent
 from bus.publisher import EventPublisher
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
@@ -399,7 +399,11 @@ class Orchestrator:
                 view = view or load_view(record)
                 data = to_event_data(view).model_dump()
                 actions.append(
-                    outbox.Publish(event_id, RUN_EVENT_OF_KIND[effect.kind].model_validate(data))
+                    outbox.Publish(
+                        event_id,
+                        RUN_EVENT_OF_KIND[effect.kind].model_validate(data),
+                        {WEBHOOK: "true" if record.webhook_json else "false"},
+                    )
                 )
             elif isinstance(effect, ScheduleTimer):
                 pass  # kept on the run record with the state (see `timers`)
@@ -468,7 +472,10 @@ class Orchestrator:
         for action in actions:
             if isinstance(action, outbox.Publish):
                 await self._publisher.publish(
-                    action.event, event_id=action.event_id, traceparent=traceparent
+                    action.event,
+                    event_id=action.event_id,
+                    traceparent=traceparent,
+                    extensions=action.extensions,
                 )
             else:
                 await self._start_child(record, action, traceparent)

@@ -14,7 +14,7 @@ class OrchestratorSettings(KafkaSettings, MongoSettings):
     """Events handled at once by this process (different runs; one run's are in order)."""
     hot_runs: int = Field(default=10_000, ge=0)
     """Runs whose latest state is kept in memory (saves a read per event)."""
-    claim_release_interval_seconds: float = Field(default=0.05, gt=0)
+    claim_release_interval_seconds: float = Field(default=0.25, gt=0)
     """Claims of carried-out changes are removed in one request this often."""
     shutdown_timeout_seconds: float = Field(default=20, gt=0)
     default_step_timeout_seconds: float = Field(default=900, gt=0)

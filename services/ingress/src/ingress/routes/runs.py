@@ -161,7 +161,7 @@ async def run_workflow(
         workflow_version=workflow.version,
         requested_at=now,
     )
-    with runtime.hub.listen(run_id) as events:
+    with runtime.hub.listen(run_id, only_end=True) as events:
         try:
             await runtime.runs.create(record)
         except DuplicateKeyError:
@@ -240,7 +240,7 @@ async def cancel_run(run_id: RunIdPath, tenant_id: TenantId, runtime: RuntimeDep
         )
     if status is RunStatus.CANCELED:
         return await _current(runtime, run_id, applied=None)
-    with runtime.hub.listen(run_id) as events:
+    with runtime.hub.listen(run_id, only_end=True) as events:
         await runtime.publisher.publish(
             RunCancelRequested(run_id=run_id, tenant_id=tenant_id, requested_at=datetime.now(UTC))
         )
