@@ -1,13 +1,20 @@
-"""Synchronous run latency of the whole system against the Kafka round-trip floor, in one run.
+"""The Workflow API's throughput and latency against the Kafka round-trip floor, in one run.
 
-Starts the four services as processes on a dedicated port against the local real stack,
-registers a one-node ``text.template`` workflow, measures the client-side wall time of
-``POST /v1/workflows/{id}/run`` (answered 200 with the completed run) at concurrency 1 and 16,
-then measures one aiokafka round trip (produce with acks=all + idempotence, consume) on the same
-broker. A run crosses Kafka four times, so the meaningful figure is
-``ours / (floor x 4)``: both sides share the machine's noise.
+Starts the four services as processes on a dedicated port and a fresh database against the
+local real stack, registers a one-node ``text.template`` workflow, and measures, first on the
+empty database and again after loading a history of finished runs of other workflows into it:
 
-    uv run python bench/run.py [--requests N] [--out docs/performance.md]
+- the Kafka floor: one aiokafka round trip (produce with acks=all + idempotence, consume) on
+  the same broker; a run crosses Kafka four times, so the meaningful figure is
+  ``ours / (floor x 4)``: both sides share the machine's noise;
+- W1: synchronous runs (``Prefer: wait=60``), one persistent connection per client, at 1, 16
+  and 64 clients: p50, p99, runs/s;
+- W2: a burst of runs submitted with ``Prefer: respond-async``, then the time until all are
+  completed, learned from the public run-event topic: runs/s.
+
+Writes docs/performance.md (``--out``). ``--quick`` scales everything down for a smoke check.
+
+    uv run python bench/run.py [--quick] [--out PATH] [--w1 1:100,16:320,64:640] ...
 """
 
 from __future__ import annotations
@@ -16,313 +23,156 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
+import secrets
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from devstack import apps, stack
+from common import Summary, log
+from devstack import stack
 from devstack.api import Endpoints, ensure_up
 from devstack.settings import Settings
+from history import LoadReport, find_template, load, owners
+from report import Context, StateResult, console, render
+from system import (
+    TENANT,
+    WORKFLOW_ID,
+    System,
+    create_key,
+    handler_ms_per_run,
+    log_offsets,
+    register,
+    service_settings,
+    services,
+)
+from workloads import RUN_PATH, burst, kafka_floor, run_events_topic, sync_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = apps.SERVICES
-KAFKA_HOPS = 4  # run.requested, step.requested, step.finished, run.events
-WORKFLOW_ID = "bench-echo"
-WORKFLOW: dict[str, Any] = {
-    "name": "Bench echo",
-    "description": "One text.template node: the smallest run that crosses every service.",
-    "inputSchema": {
-        "type": "object",
-        "required": ["x"],
-        "additionalProperties": False,
-        "properties": {"x": {"type": "string", "maxLength": 200}},
-    },
-    "nodes": [{"id": "say", "type": "text.template", "params": {"template": "{{ inputs.x }}"}}],
-    "outputs": {"text": "{{ nodes.say.text }}"},
+T = TypeVar("T")
+
+DEFAULTS: dict[str, Any] = {
+    "w1": "1:100,16:320,64:640",
+    "w2_runs": 1000,
+    "history": 100_000,
+    "warmup": 16,
+    "floor_samples": 200,
+    "level_seconds": 150.0,
+    "w2_timeout": 300.0,
 }
-SERVICE_ENV = {
-    "PYTHONUNBUFFERED": "1",
-    "MAX_WAIT_SECONDS": "60",
+QUICK: dict[str, Any] = {
+    "w1": "1:20,16:32,64:64",
+    "w2_runs": 100,
+    "history": 2000,
+    "warmup": 4,
+    "floor_samples": 50,
+    "level_seconds": 60.0,
+    "w2_timeout": 120.0,
 }
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# -- statistics --------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty sample."""
-    ordered = sorted(values)
-    rank = max(1, round(p / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-@dataclass(frozen=True)
-class Summary:
-    n: int
-    p50: float
-    p99: float
-    mean: float
-    max: float
-
-    @classmethod
-    def of(cls, ms: Sequence[float]) -> Summary:
-        if not ms:
-            return cls(0, float("nan"), float("nan"), float("nan"), float("nan"))
-        return cls(len(ms), percentile(ms, 50), percentile(ms, 99), statistics.fmean(ms), max(ms))
-
-
-# -- the services ------------------------------------------------------------------------------
-
-
-@dataclass
-class System:
-    url: str
-    env: dict[str, str]
-    logs: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-
-@contextmanager
-def services(settings: Settings, endpoints: Endpoints, port: int) -> Iterator[System]:
-    """The four services as child processes; SIGTERM and wait on the way out, even on error."""
-    # Detached services of `make up` would share the consumer groups and run other code.
-    apps.stop(settings, say=lambda m: log(f"detached {m}"))
-    env = dict(os.environ)
-    env.update(endpoints.as_env())
-    env.update(SERVICE_ENV)
-    env["INGRESS_PORT"] = str(port)
-    # A fresh database: FerretDB answers even `_id` lookups by scanning a collection, so the
-    # history of a dev database would be measured instead of the system.
-    env["MONGODB_DATABASE"] = f"bench_{uuid.uuid4().hex[:8]}"
-    logs = settings.logs_dir / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    system = System(url=f"http://127.0.0.1:{port}", env=env, logs=logs)
-    try:
-        system.procs.update(apps.launch(env, logs))
-        apps.await_ready(system.url, logs, system.procs)
-        yield system
-    finally:
-        apps.terminate(system.procs)
-        if system.procs:
-            log("services stopped")
-        from pymongo import MongoClient
-
-        with MongoClient[dict[str, Any]](
-            env["MONGODB_URL"], serverSelectionTimeoutMS=5000
-        ) as client:
-            client.drop_database(env["MONGODB_DATABASE"])
-
-
-def create_key(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", "bench"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
-# -- the run latency ---------------------------------------------------------------------------
-
-
-def _ts(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-@dataclass
-class Phases:
-    """Where one run's time went, from the run resource's timestamps (ms, same host clocks)."""
-
-    samples: dict[str, list[float]] = field(default_factory=dict)
-
-    def add(self, sent: float, received: float, run: dict[str, Any]) -> None:
-        steps = run.get("steps") or [{}]
-        step = steps[0]
-        points = [
-            ("client → run stored (ingress)", _ts(run.get("createdAt"))),
-            ("stored → orchestrator starts run (hop 1)", _ts(run.get("startedAt"))),
-            ("→ executor begins step (orch. save + hop 2)", _ts(step.get("startedAt"))),
-            ("→ orchestrator folds result (step + hop 3)", _ts(run.get("completedAt"))),
-            ("→ client has 200 (orch. save + hop 4 + ingress)", received),
-        ]
-        previous = sent
-        for name, end in points:
-            if end is None:
-                return
-            self.samples.setdefault(name, []).append((end - previous) * 1000)
-            previous = end
-
-
-@dataclass
-class LoadResult:
-    concurrency: int
-    latencies_ms: list[float]
-    failures: list[str]
-    wall_s: float
-    phases: Phases
-    handlers: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def summary(self) -> Summary:
-        return Summary.of(self.latencies_ms)
-
-
-async def run_load(
-    system: System, key: str, requests: int, concurrency: int, *, label: str = "measure"
-) -> LoadResult:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {key}"}
-    latencies: list[float] = []
-    failures: list[str] = []
-    phases = Phases()
-    gate = asyncio.Semaphore(concurrency)
-    path = f"/v1/workflows/{WORKFLOW_ID}/run"
-
-    async with httpx.AsyncClient(
-        base_url=system.url, headers=headers, limits=limits, timeout=90
-    ) as client:
-
-        async def one(i: int) -> None:
-            async with gate:
-                body = {"inputs": {"x": f"{label}-{concurrency}-{i}"}}
-                sent = time.time()
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(path, json=body)
-                except httpx.HTTPError as exc:
-                    failures.append(f"#{i}: {type(exc).__name__}: {exc}")
-                    return
-                elapsed = (time.perf_counter() - t0) * 1000
-                received = time.time()
-                if r.status_code != 200:
-                    failures.append(f"#{i}: HTTP {r.status_code}: {r.text[:200]}")
-                    return
-                run = r.json()
-                if run.get("status") != "completed":
-                    failures.append(f"#{i}: status {run.get('status')}: {run.get('error')}")
-                    return
-                latencies.append(elapsed)
-                phases.add(sent, received, run)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(requests)))
-        wall = time.perf_counter() - started
-    return LoadResult(concurrency, latencies, failures, wall, phases)
-
-
-def register(system: System, key: str) -> None:
-    r = httpx.put(
-        f"{system.url}/v1/workflows/{WORKFLOW_ID}",
-        json=WORKFLOW,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-    )
-    if r.status_code not in (200, 201):
-        raise RuntimeError(f"registering {WORKFLOW_ID} failed: {r.status_code} {r.text}")
-
-
-def log_offsets(system: System) -> dict[str, int]:
-    return {n: (system.logs / f"{n}.log").stat().st_size for n in SERVICES}
-
-
-def handler_ms_per_run(system: System, since: dict[str, int], runs: int) -> dict[str, float]:
-    """Per service, the summed FastStream ``Received`` → ``Processed`` time per run (ms).
-
-    Pairs lines in order, so it is exact only without overlapping messages (concurrency 1).
-    """
-    out: dict[str, float] = {}
-    for name in SERVICES:
-        with (system.logs / f"{name}.log").open("rb") as f:
-            f.seek(since[name])
-            lines = f.read().decode(errors="replace").splitlines()
-        total = 0.0
-        received: float | None = None
-        for line in lines:
-            kind = "Received" if line.endswith(": Received") else None
-            kind = "Processed" if line.endswith(": Processed") else kind
-            if kind is None:
-                continue
-            try:
-                at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            except ValueError:
-                continue
-            if kind == "Received":
-                received = at
-            elif received is not None:
-                total += (at - received) * 1000
-                received = None
-        out[name] = total / runs if runs else float("nan")
+def parse_levels(spec: str) -> list[tuple[int, int]]:
+    """``"1:100,16:320"`` → ``[(1, 100), (16, 320)]`` (clients, requests)."""
+    out = []
+    for part in spec.split(","):
+        clients, _, requests = part.strip().partition(":")
+        out.append((int(clients), int(requests or 10 * int(clients))))
+    if not out or any(c < 1 or n < 1 for c, n in out):
+        raise argparse.ArgumentTypeError(f"bad level list {spec!r}")
     return out
 
 
-# -- the floor ---------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke check: "
+        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+        + " (explicit flags win); writes .stack/logs/bench/performance-quick.md unless --out",
+    )
+    parser.add_argument("--w1", help=f"W1 levels, clients:requests,... [{DEFAULTS['w1']}]")
+    parser.add_argument("--w2-runs", type=int, help=f"W2 burst size [{DEFAULTS['w2_runs']}]")
+    parser.add_argument("--w2-submitters", type=int, default=32, help="W2 submitting clients [32]")
+    parser.add_argument(
+        "--history",
+        type=int,
+        help=f"finished runs loaded for the second pass; 0 skips it [{DEFAULTS['history']}]",
+    )
+    parser.add_argument(
+        "--history-doc-bytes",
+        type=int,
+        default=5000,
+        help="target BSON size of a history run document [5000]",
+    )
+    parser.add_argument(
+        "--history-workflows", type=int, default=20, help="other workflows in the history [20]"
+    )
+    parser.add_argument(
+        "--history-days", type=int, default=30, help="the history's runs span this many days [30]"
+    )
+    parser.add_argument(
+        "--history-runs-only",
+        action="store_true",
+        help="load only `runs` documents, not the other per-run documents the storage keeps",
+    )
+    parser.add_argument(
+        "--history-writers", type=int, default=2, help="threads inserting the history [2]"
+    )
+    parser.add_argument(
+        "--warmup", type=int, help=f"warm-up runs at 1 and 16 clients [{DEFAULTS['warmup']}]"
+    )
+    parser.add_argument("--floor-samples", type=int, help=f"[{DEFAULTS['floor_samples']}]")
+    parser.add_argument(
+        "--level-seconds",
+        type=float,
+        help=f"no new W1 request after this long in a level [{DEFAULTS['level_seconds']}]",
+    )
+    parser.add_argument(
+        "--w2-timeout",
+        type=float,
+        help="stop waiting for the W2 burst this long after its last submission "
+        f"[{DEFAULTS['w2_timeout']}]",
+    )
+    parser.add_argument("--port", type=int, default=38200, help="the services' port [38200]")
+    parser.add_argument("--out", type=Path, help="[docs/performance.md]")
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else DEFAULTS
+    for name, value in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, base.get(name, value))
+    args.levels = parse_levels(args.w1)
+    if args.out is None:
+        if args.quick:
+            args.out = Settings.from_env().logs_dir / "bench" / "performance-quick.md"
+        else:
+            args.out = ROOT / "docs" / "performance.md"
+    return args
 
 
-async def kafka_floor(bootstrap: str, samples: int, warmup: int) -> list[float]:
-    """One message produced (acks=all, idempotent, linger 0) until a consumer holds it (ms)."""
-    topic = f"bench.floor.{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
-        )
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await producer.start()
-        await consumer.start()
-        try:
-            tp = TopicPartition(topic, 0)
-            for _ in range(50):  # the new topic's metadata can lag a moment behind creation
-                if topic in await consumer.topics():
-                    break
-                await asyncio.sleep(0.1)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            out: list[float] = []
-            for i in range(warmup + samples):
-                payload = f"{i}".encode()
-                t0 = time.perf_counter()
-                await producer.send_and_wait(topic, payload, key=b"k")
-                while True:
-                    msg = await asyncio.wait_for(consumer.getone(tp), timeout=30)
-                    if msg.value == payload:
-                        break
-                if i >= warmup:
-                    out.append((time.perf_counter() - t0) * 1000)
-            return out
-        finally:
-            await consumer.stop()
-            await producer.stop()
-    finally:
-        try:
-            await admin.delete_topics([topic])
-        except Exception as exc:  # a scratch topic left behind is harmless
-            log(f"could not delete {topic}: {exc}")
-        await admin.close()
+def effective_args(args: argparse.Namespace) -> str:
+    parts = ["--quick"] if args.quick else []
+    parts += [
+        f"--w1 {args.w1}",
+        f"--w2-runs {args.w2_runs}",
+        f"--w2-submitters {args.w2_submitters}",
+        f"--history {args.history}",
+        f"--history-doc-bytes {args.history_doc_bytes}",
+        f"--warmup {args.warmup}",
+        f"--level-seconds {args.level_seconds:g}",
+        f"--w2-timeout {args.w2_timeout:g}",
+    ]
+    if args.history_runs_only:
+        parts.append("--history-runs-only")
+    return " ".join(parts)
 
 
-# -- the report --------------------------------------------------------------------------------
+# -- the machine and the servers ---------------------------------------------------------------
 
 
 def _memory() -> str:
@@ -335,209 +185,228 @@ def _memory() -> str:
     return "unknown"
 
 
-def _servers(settings: Settings) -> list[tuple[str, str]]:
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores ({_cpu()}), {_memory()} memory, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def servers(settings: Settings) -> list[tuple[str, str]]:
     return [(s.name, s.version or s.backend) for s in stack.status(settings)]
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.1f}"
+def bring_up(attempts: int = 4, pause: float = 20) -> Endpoints:
+    """The stack's endpoints, bringing it up if needed; retried a few times, since another
+    developer's `devstack up` (or a backend switch) may be restarting a server."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return ensure_up(say=lambda m: log(m))
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            log(f"the stack is not up ({type(exc).__name__}: {exc}); retrying in {pause:g} s")
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
-def render(
-    *,
-    date: str,
-    servers: list[tuple[str, str]],
-    results: list[LoadResult],
-    floor: Summary,
-    executor_concurrency: str,
-) -> str:
-    hops_p50 = floor.p50 * KAFKA_HOPS
-    hops_p99 = floor.p99 * KAFKA_HOPS
-    lines = [
-        "# Performance",
-        "",
-        "Synchronous run latency of the smallest workflow (one `text.template` node) through the",
-        "whole system, against the floor of the same Kafka broker: one aiokafka round trip",
-        "(produce with `acks=all`, idempotent, `linger_ms=0`, then consume) times the",
-        f"{KAFKA_HOPS} Kafka hops a run makes (`run.requested` ingress→orchestrator,",
-        "`step.requested` orchestrator→executor, `step.finished` executor→orchestrator,",
-        "`run.events` orchestrator→ingress). Latency is the client's wall time of",
-        "`POST /v1/workflows/{id}/run` until its `200` with the completed run. Both figures",
-        "come from the same run of `bench/run.py`.",
-        "",
-        "## Latest run",
-        "",
-        f"- date: {date}",
-        f"- machine: {os.cpu_count()} cores, {_memory()} memory, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}",
-        "- servers: " + ", ".join(f"{n} = {v}" for n, v in servers),
-        f"- services: one process each, `EXECUTOR_CONCURRENCY={executor_concurrency}`, "
-        "all on the same machine as the client and the servers",
-        "",
-        "| measurement | requests | failures | p50 ms | p99 ms | mean ms | max ms | "
-        f"p50 / (floor p50 x {KAFKA_HOPS}) | p99 / (floor p99 x {KAFKA_HOPS}) | runs/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        s = r.summary
-        lines.append(
-            f"| sync run, concurrency {r.concurrency} | {r.summary.n + len(r.failures)} | "
-            f"{len(r.failures)} | {_fmt(s.p50)} | {_fmt(s.p99)} | {_fmt(s.mean)} | "
-            f"{_fmt(s.max)} | {s.p50 / hops_p50:.2f} | {s.p99 / hops_p99:.2f} | "
-            f"{(s.n / r.wall_s) if r.wall_s else 0:.1f} |"
+# -- one state of the database -----------------------------------------------------------------
+
+
+def _run(coro_fn: Callable[[], Any]) -> Any:
+    return asyncio.run(coro_fn())
+
+
+async def measure_state(
+    name: str, system: System, key: str, bootstrap: str, args: argparse.Namespace
+) -> StateResult:
+    log(f"[{name}] Kafka floor: {args.floor_samples} round trips (services idle)")
+    floor = Summary.of(await kafka_floor(bootstrap, args.floor_samples, 20))
+    log(f"[{name}] floor p50 {floor.p50:.1f} ms, p99 {floor.p99:.1f} ms")
+    state = StateResult(name=name, floor=floor)
+
+    if args.warmup:
+        log(f"[{name}] warm-up: {args.warmup} runs at 1 client, {args.warmup} at 16")
+        for clients in (1, 16):
+            warm = await sync_runs(
+                system.url, key, args.warmup, clients, label=f"warmup-{name}", budget_s=60
+            )
+            if warm.failures:
+                log(
+                    f"[{name}] warm-up at {clients}: {len(warm.failures)} failures, e.g. "
+                    f"{warm.failures[0]}"
+                )
+                if not warm.latencies_ms and name == "empty":
+                    raise RuntimeError(f"warm-up failed: {warm.failures[:3]}")
+
+    for clients, requests in args.levels:
+        log(f"[{name}] W1: {requests} sync runs at {clients} clients")
+        since = log_offsets(system)
+        try:
+            result = await sync_runs(
+                system.url, key, requests, clients, label=name, budget_s=args.level_seconds
+            )
+        except Exception as exc:
+            state.errors.append(f"W1 c={clients}: {type(exc).__name__}: {exc}")
+            log(f"[{name}] {state.errors[-1]}")
+            continue
+        if clients == 1:
+            await asyncio.sleep(0.5)  # let the last log lines land
+            result.handlers = handler_ms_per_run(system, since, result.requests)
+        s = result.summary
+        log(
+            f"[{name}] W1 c={clients}: p50 {s.p50:.1f} ms, p99 {s.p99:.1f} ms, "
+            f"{result.runs_per_s:.1f} runs/s, {len(result.failures)} failures, "
+            f"{result.wall_s:.1f} s" + (" (cut at the time budget)" if result.cut_short else "")
         )
-    lines += [
-        f"| Kafka round trip (floor) | {floor.n} | 0 | {_fmt(floor.p50)} | {_fmt(floor.p99)} | "
-        f"{_fmt(floor.mean)} | {_fmt(floor.max)} | | | |",
-        f"| floor x {KAFKA_HOPS} hops | | | {_fmt(hops_p50)} | {_fmt(hops_p99)} | | | 1.00 | 1.00 "
-        "| |",
-        "",
-        "### Where the time goes (medians, ms, from the run resource's timestamps)",
-        "",
-        "Consecutive phases of each run, cut by the client's clock and the run resource's",
-        "timestamps (different processes, same host clock, millisecond precision in MongoDB):",
-        "`createdAt` (ingress stored the run), `startedAt` (the orchestrator handled",
-        "`run.requested`), `steps[0].startedAt` (the executor began the step), `completedAt`",
-        "(the orchestrator handled `step.finished`). Each Kafka hop includes the publishing",
-        "side's MongoDB write (outbox) before it publishes.",
-        "",
-        "| phase | " + " | ".join(f"c={r.concurrency}" for r in results) + " |",
-        "|---|" + "---:|" * len(results),
-    ]
-    names = list(results[0].phases.samples) if results else []
-    for name in names:
-        cells = [
-            _fmt(statistics.median(r.phases.samples[name])) if r.phases.samples.get(name) else "-"
-            for r in results
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    c1 = next((r for r in results if r.handlers), None)
-    if c1 is not None:
-        runs = c1.summary.n + len(c1.failures)
-        lines += [
-            "",
-            "Handler time per run at concurrency 1 (sum of FastStream `Received` → `Processed` in",
-            f"each service's log over the {runs} measured runs, divided by {runs}; ingress's is",
-            "its `run.events` consumer only):",
-            "",
-            "| service | ms per run |",
-            "|---|---:|",
-            *(f"| {n} | {_fmt(v)} |" for n, v in c1.handlers.items()),
-        ]
-    lines += [
-        "",
-        "## How to reproduce",
-        "",
-        "```",
-        "make bench        # = uv run python bench/run.py --out docs/performance.md",
-        "```",
-        "",
-        "It brings the local stack up if needed, stops detached services (`make up`), starts its",
-        "own four services on port 38200 (logs in `.stack/logs/bench/`), and stops them at the",
-        "end. `--requests N` sets the concurrency-1 sample (concurrency 16 uses 2N).",
-        "",
-        "Absolute numbers are noisy on a shared machine (client, servers, Kafka, FerretDB and",
-        "SeaweedFS all share the same cores); only the same-run ratio against the Kafka floor is",
-        "meaningful when comparing runs or machines. This page holds the latest figures only.",
-        "",
-    ]
-    return "\n".join(lines)
+        state.sync.append(result)
 
-
-def print_table(results: list[LoadResult], floor: Summary) -> None:
-    print()
-    print(
-        f"{'measurement':<28}{'n':>6}{'fail':>6}{'p50':>9}{'p99':>9}{'mean':>9}{'r50':>9}{'r99':>9}"
-    )
-    for r in results:
-        s = r.summary
-        print(
-            f"{'sync run c=' + str(r.concurrency):<28}{s.n:>6}{len(r.failures):>6}"
-            f"{s.p50:>9.1f}{s.p99:>9.1f}{s.mean:>9.1f}"
-            f"{s.p50 / (floor.p50 * KAFKA_HOPS):>9.2f}{s.p99 / (floor.p99 * KAFKA_HOPS):>9.2f}"
+    if args.w2_runs:
+        log(f"[{name}] W2: burst of {args.w2_runs} runs from {args.w2_submitters} clients")
+        try:
+            b = await burst(
+                system.url,
+                key,
+                bootstrap,
+                args.w2_runs,
+                args.w2_submitters,
+                topic=run_events_topic(system.env),
+                timeout_s=args.w2_timeout,
+            )
+        except Exception as exc:
+            state.errors.append(f"W2: {type(exc).__name__}: {exc}")
+            log(f"[{name}] {state.errors[-1]}")
+            return state
+        log(
+            f"[{name}] W2: {b.completed}/{b.planned} completed in {b.wall_s:.1f} s → "
+            f"{b.runs_per_s:.1f} runs/s; {b.failure_count} failed/unfinished"
         )
-    print(
-        f"{'kafka round trip (floor)':<28}{floor.n:>6}{0:>6}"
-        f"{floor.p50:>9.1f}{floor.p99:>9.1f}{floor.mean:>9.1f}"
+        state.burst = b
+    return state
+
+
+# -- the history -------------------------------------------------------------------------------
+
+
+def load_history(system: System, key: str, args: argparse.Namespace) -> LoadReport:
+    from pymongo import MongoClient
+
+    marker = f"historytemplate{secrets.token_hex(6)}"
+    r = httpx.post(
+        f"{system.url}{RUN_PATH}",
+        json={"inputs": {"x": marker}},
+        headers={"Authorization": f"Bearer {key}", "Prefer": "wait=60"},
+        timeout=90,
     )
-    print(f"{'floor x ' + str(KAFKA_HOPS):<28}{'':>12}{floor.p50 * 4:>9.1f}{floor.p99 * 4:>9.1f}")
-    for r in results:
-        print(f"\nphases c={r.concurrency} (median ms):")
-        for name, values in r.phases.samples.items():
-            print(f"  {name:<48}{statistics.median(values):>8.1f}")
-        for name, ms in r.handlers.items():
-            print(f"  handler time per run, {name:<29}{ms:>8.1f}")
-        for failure in r.failures[:5]:
-            print(f"  failure {failure}")
-    print()
+    run = r.json() if r.status_code == 200 else {}
+    if run.get("status") != "completed":
+        raise RuntimeError(f"the template run did not complete: {r.status_code} {r.text[:300]}")
+    time.sleep(2)  # let the orchestrator's last writes for it land
+    # The history's workflows exist, for both tenants, like the template's (version 1).
+    pairs = owners(args.history, args.history_workflows, TENANT)
+    keys = {
+        tenant: key if tenant == TENANT else create_key(system.env, tenant) for tenant, _ in pairs
+    }
+    for tenant, workflow_id in sorted(pairs):
+        register(system, keys[tenant], workflow_id, name=f"History {workflow_id}")
+    log(f"registered {len(pairs)} history workflows for tenants {', '.join(sorted(keys))}")
+    with MongoClient[dict[str, Any]](system.mongodb_url, serverSelectionTimeoutMS=30_000) as c:
+        template = find_template(c, system.database, run["runId"], marker, TENANT, WORKFLOW_ID)
+        log(
+            f"history template {template.run_id}: run document {template.run_doc_bytes} B; "
+            "per-run documents: "
+            + ", ".join(f"{n} ({len(d)})" for n, d in template.docs.items())
+            + (f"; not cloned: {template.skipped}" if template.skipped else "")
+        )
+        log(f"loading {args.history:,} finished runs into {system.database}")
+        report = load(
+            c,
+            system.database,
+            template,
+            args.history,
+            pad_to=args.history_doc_bytes,
+            workflows=args.history_workflows,
+            days=args.history_days,
+            runs_only=args.history_runs_only,
+            writers=args.history_writers,
+        )
+    log(
+        f"history loaded in {report.seconds:.1f} s: "
+        + ", ".join(f"{n} {c:,}" for n, c in report.docs.items())
+        + f"; run documents avg {report.run_doc_bytes_avg:.0f} B "
+        f"({report.run_doc_bytes_min}-{report.run_doc_bytes_max})"
+    )
+    return report
 
 
 # -- main --------------------------------------------------------------------------------------
 
 
-async def measure(system: System, key: str, args: argparse.Namespace) -> list[LoadResult]:
-    log(f"warm-up: {args.warmup} runs at c=1, {args.warmup} at c=16")
-    for c in (1, 16):
-        warm = await run_load(system, key, args.warmup, c, label="warmup")
-        if warm.failures:
-            raise RuntimeError(f"warm-up failed: {warm.failures[:3]}")
-    results = []
-    for c, n in ((1, args.requests), (16, args.requests_c16 or 2 * args.requests)):
-        log(f"measuring {n} runs at concurrency {c}")
-        since = log_offsets(system)
-        result = await run_load(system, key, n, c)
-        if c == 1:
-            await asyncio.sleep(0.5)  # let the last log lines land
-            result.handlers = handler_ms_per_run(system, since, n)
-        log(
-            f"c={c}: p50 {result.summary.p50:.1f} ms, p99 {result.summary.p99:.1f} ms, "
-            f"{len(result.failures)} failures, {result.wall_s:.1f} s"
-        )
-        results.append(result)
-    return results
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    # 200/400 took ~9 min on a busy 2-core machine (c=16 is bound by the orchestrator's
-    # throughput, ~1-4 runs/s there); 80/160 keeps `make bench` to a few minutes.
-    parser.add_argument("--requests", type=int, default=80, help="runs at c=1 (c=16: twice)")
-    parser.add_argument("--requests-c16", type=int, default=0, help="override the c=16 count")
-    parser.add_argument("--warmup", type=int, default=16, help="warm-up runs per concurrency")
-    parser.add_argument("--floor-samples", type=int, default=200)
-    parser.add_argument("--port", type=int, default=38200)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
-    args = parser.parse_args(argv)
-
+    args = parse_args(argv)
     os.chdir(ROOT)  # devstack's state dir is the repo's .stack
+    started = time.perf_counter()
     date = subprocess.run(["date", "-u"], capture_output=True, text=True, check=True).stdout
     settings = Settings.from_env()
+    log(f"bench: {effective_args(args)}")
     log("ensuring the stack is up")
-    endpoints = ensure_up(say=lambda m: log(m))
-    servers = _servers(settings)
+    endpoints = bring_up()
+    bootstrap = endpoints.kafka_bootstrap_servers
+    states: list[StateResult] = []
+    history: LoadReport | None = None
+    history_note = ""
     with services(settings, endpoints, args.port) as system:
-        log(f"services ready on {system.url} (logs: {system.logs})")
+        log(f"services ready on {system.url}, database {system.database} (logs: {system.logs})")
         key = create_key(system.env)
         register(system, key)
-        results = asyncio.run(measure(system, key, args))
-        # With the services still up (idle), so both figures see the same machine.
-        log(f"measuring the Kafka floor: {args.floor_samples} round trips")
-        floor = Summary.of(
-            asyncio.run(kafka_floor(endpoints.kafka_bootstrap_servers, args.floor_samples, 20))
-        )
-    print_table(results, floor)
-    text = render(
-        date=date.strip(),
-        servers=servers,
-        results=results,
-        floor=floor,
-        executor_concurrency=os.environ.get("EXECUTOR_CONCURRENCY", "4 (default)"),
+        svc_settings = service_settings(system.env)
+        states.append(_run(lambda: measure_state("empty", system, key, bootstrap, args)))
+        if args.history > 0:
+            try:
+                history = load_history(system, key, args)
+            except Exception as exc:
+                history_note = f"loading the history failed: {type(exc).__name__}: {exc}"
+                log(history_note)
+            if history is not None:
+                if args.history_runs_only:
+                    history_note = "only `runs` documents were loaded (--history-runs-only)"
+                states.append(_run(lambda: measure_state("history", system, key, bootstrap, args)))
+        srv = servers(settings)
+
+    levels = [c for c, _ in args.levels]
+    burst_partitions = next((s.burst.partitions for s in states if s.burst), 0)
+    partitions = (
+        f"`{states[0].burst.topic}` has {burst_partitions} partitions"
+        if burst_partitions and states[0].burst
+        else f"DEVSTACK_KAFKA_PARTITIONS={settings.partitions}"
     )
+    ctx = Context(
+        date=date.strip(),
+        machine=machine(),
+        servers=srv,
+        settings=svc_settings,
+        partitions=partitions,
+        args=effective_args(args),
+        history=history,
+        history_note=history_note,
+        duration_s=time.perf_counter() - started,
+    )
+    print(console(states, levels, history.runs if history else 0), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    log(f"wrote {args.out}")
-    return 1 if any(r.failures for r in results) else 0
+    args.out.write_text(render(ctx, states, levels))
+    log(f"wrote {args.out} ({ctx.duration_s / 60:.1f} min)")
+    return 1 if any(s.failures for s in states) or history_note.startswith("loading") else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
