@@ -57,3 +57,5 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db.api_keys.create_index([("tenantId", ASCENDING)], name="tenant")
     await db.workflow_heads.create_index([("tenantId", ASCENDING)], name="tenant")
     await db.idempotency_keys.create_index([("expiresAt", ASCENDING)], name="expiry")
+    # The notifier's poll for attempts due (`DeliveryRepository.due`).
+    await db.webhook_schedule.create_index([("dueAt", ASCENDING)], name="due")

@@ -60,7 +60,8 @@ class Runtime:
         return await self.renderer.render(record)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
