@@ -92,3 +92,26 @@ async def test_a_dependency_outage_is_retried_for_as_long_as_it_lasts() -> None:
     envelope = await _deliver(dispatcher)
     assert envelope is not None
     assert recorder.dead == []
+
+
+async def test_a_known_event_type_without_a_handler_is_skipped_without_decoding() -> None:
+    from contracts.events import StepStarted
+
+    recorder = Recorder()
+    called: list[Any] = []
+
+    async def handler(data: Any) -> None:
+        called.append(data)
+
+    dispatcher = _dispatcher(handler, recorder)
+    out = encode(
+        StepStarted(run_id="run_1", node_id="a", attempt=1, started_at=datetime.now(UTC)),
+        source="/test",
+    )
+    # A body that would not even decode: it is never looked at.
+    result = await dispatcher.dispatch(
+        topic="t", key=out.key, value=b"not json", headers=out.headers
+    )
+    assert result is None
+    assert called == []
+    assert recorder.dead == []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError
-from contracts.events import EventData
+from contracts.events import BY_TYPE, EventData
 from faststream.kafka.message import KafkaMessage
 
 from bus.envelope import Envelope, PoisonMessage, decode
@@ -67,6 +67,9 @@ class Dispatcher:
         max_retry_delay: float = 30.0,
     ) -> None:
         self._handlers = dict(handlers)
+        # Known event types nobody here handles (e.g. step.started for the orchestrator):
+        # recognised from the `ce_type` header and skipped without decoding.
+        self._ignored = frozenset(BY_TYPE) - {t.event_type for t in self._handlers}
         self._publisher = publisher
         self._transient: tuple[type[BaseException], ...] = (
             ConnectionError,
@@ -102,6 +105,8 @@ class Dispatcher:
     async def dispatch(
         self, *, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]
     ) -> Envelope | None:
+        if headers.get("ce_type") in self._ignored:
+            return None
         try:
             envelope = decode(headers, value)
         except PoisonMessage as exc:
@@ -112,7 +117,7 @@ class Dispatcher:
             return None
         handler = self._handlers.get(type(envelope.data))
         if handler is None:
-            return envelope
+            return None
         attempt_key = f"{topic}/{envelope.id}"
         try:
             await handler(envelope.data)
