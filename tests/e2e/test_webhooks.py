@@ -383,9 +383,10 @@ async def test_a_duplicate_run_event_is_not_delivered_twice(
 ) -> None:
     from bus.broker import make_broker
     from bus.publisher import EventPublisher
-    from runview import load_view, to_event_data
+    from runview import Definitions, load_view, to_event_data
     from storage import mongo
     from storage.runs import RunRepository
+    from storage.workflows import WorkflowRepository
 
     receiver = receivers(ok)
     with system.client() as c:
@@ -397,10 +398,13 @@ async def test_a_duplicate_run_event_is_not_delivered_twice(
         db = client[system.env.get("MONGODB_DATABASE", "workflow")]
         record = await RunRepository(db).get(run["runId"])
         assert record is not None
+        defn = await Definitions(WorkflowRepository(db)).get(
+            record.tenant_id, record.workflow_id, record.workflow_version
+        )
         await broker.start()
         await EventPublisher(
             broker, source="/e2e", prefix=system.env["KAFKA_TOPIC_PREFIX"]
-        ).publish(to_event_data(load_view(record)))
+        ).publish(to_event_data(load_view(record), defn))
     finally:
         await broker.stop()
         await client.close()

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field
 
 from contracts.base import Contract
-from contracts.run import OutputAsset, RunError, RunStatus
+from contracts.run import OutputAsset, RunError, RunStatus, StepView
 
 TYPE_PREFIX = "com.sprello.workflow."
 
@@ -130,6 +130,9 @@ class RunEventData(EventData):
     outputs: list[OutputAsset] = Field(default_factory=list)
     error: RunError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    steps: list[StepView] = Field(
+        default_factory=list, description="The run's steps, as in the run resource."
+    )
     parent_run_id: str | None = None
     created_at: datetime
     started_at: datetime | None = None

@@ -1,6 +1,14 @@
 """One rendering of a run for every audience: HTTP (with presigned URLs), events (s3 refs)."""
 
 from runview.definitions import Definitions, RunRenderer
-from runview.render import RunView, load_view, to_event_data, to_resource
+from runview.render import RunView, from_event_data, load_view, to_event_data, to_resource
 
-__all__ = ["Definitions", "RunRenderer", "RunView", "load_view", "to_event_data", "to_resource"]
+__all__ = [
+    "Definitions",
+    "RunRenderer",
+    "RunView",
+    "from_event_data",
+    "load_view",
+    "to_event_data",
+    "to_resource",
+]

@@ -150,8 +150,9 @@ def to_resource(view: RunView, defn: WorkflowDefinition, presign: Presign | None
     )
 
 
-def to_event_data(view: RunView) -> RunEventData:
-    """The public event for the run's current status (s3 refs, no URLs)."""
+def to_event_data(view: RunView, defn: WorkflowDefinition) -> RunEventData:
+    """The public event for the run's current status: the run resource with s3 refs and no
+    URLs (`from_event_data` turns it back into the resource)."""
     r = view.record
     status = RunStatus(view.state.status.value)
     model = RUN_EVENT_BY_STATUS[status]
@@ -164,8 +165,30 @@ def to_event_data(view: RunView) -> RunEventData:
         outputs=outputs_of(view, None),
         error=_error(view),
         metadata=view.metadata,
+        steps=_steps(view, defn),
         parent_run_id=view.state.parent_run_id,
         created_at=r.created_at,
         started_at=view.state.started_at,
         completed_at=view.state.completed_at,
+    )
+
+
+def from_event_data(event: RunEventData, presign: Presign) -> RunResource:
+    """The run resource a run event describes, with URLs presigned now: what
+    `GET /v1/runs/{runId}` answers for the revision that published the event."""
+    return RunResource(
+        run_id=event.run_id,
+        workflow_id=event.workflow_id,
+        workflow_version=event.workflow_version,
+        status=event.status,
+        outputs=[
+            o.model_copy(update={"url": presign(o.ref)}) if o.ref else o for o in event.outputs
+        ],
+        error=event.error,
+        metadata=event.metadata,
+        steps=event.steps,
+        parent_run_id=event.parent_run_id,
+        created_at=event.created_at,
+        started_at=event.started_at,
+        completed_at=event.completed_at,
     )

@@ -66,12 +66,13 @@ class Hub:
         return sum(len(q) for q in self._listeners.values())
 
 
-async def wait_for_end(queue: asyncio.Queue[Envelope], within: float) -> bool:
-    """True when the run's terminal event arrived within `within` seconds."""
+async def wait_for_end(queue: asyncio.Queue[Envelope], within: float) -> Envelope | None:
+    """The run's terminal event, if it arrived within `within` seconds."""
     try:
         async with asyncio.timeout(within):
-            while not is_terminal_event(await queue.get()):
-                pass
+            while True:
+                envelope = await queue.get()
+                if is_terminal_event(envelope):
+                    return envelope
     except TimeoutError:
-        return False
-    return True
+        return None

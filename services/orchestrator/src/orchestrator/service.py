@@ -251,7 +251,7 @@ class Orchestrator:
                     update={"steps": {**new_state.steps, node_id: step}}
                 )
             updated = self._record_for(record, new_state, assets, new_pending)
-            actions = self._actions(updated, decision)
+            actions = self._actions(updated, decision, defn)
             actions += self._map_progress(updated, state, new_state)
             claim = await self._runs.commit(
                 updated,
@@ -374,7 +374,9 @@ class Orchestrator:
                 )
         return progress
 
-    def _actions(self, record: RunRecord, decision: Decision) -> list[outbox.Action]:
+    def _actions(
+        self, record: RunRecord, decision: Decision, defn: WorkflowDefinition
+    ) -> list[outbox.Action]:
         actions: list[outbox.Action] = []
         # Parsing the stored run again is only needed for events that carry the run.
         view: RunView | None = None
@@ -397,7 +399,7 @@ class Orchestrator:
                 )
             elif isinstance(effect, PublishRunEvent):
                 view = view or load_view(record)
-                data = to_event_data(view).model_dump()
+                data = to_event_data(view, defn).model_dump()
                 actions.append(
                     outbox.Publish(
                         event_id,

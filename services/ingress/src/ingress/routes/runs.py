@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from contracts.api import ProblemItem, RunList, RunRequest
-from contracts.events import RunCancelRequested, RunRequested
+from contracts.events import RunCancelRequested, RunEventData, RunRequested
 from contracts.run import RunResource, RunStatus
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import DuplicateKeyError
+from runview import from_event_data
 from storage.idempotency import IdempotencyRecord
 from storage.ids import time_ordered_id
 from storage.runs import RunRecord
@@ -193,10 +194,16 @@ async def _answer(
     limit = runtime.settings.max_wait_seconds
     timeout = min(prefer.wait, limit) if prefer.wait is not None else limit
     # A run we just published cannot have ended unseen: listening began before the publish.
+    applied = f"wait={timeout:g}" if prefer.wait else None
     current = None if just_published else await runtime.runs.get(run_id)
     if current is None or not is_terminal(DomainStatus(current.status)):
-        await wait_for_end(events, timeout)
-    return await _current(runtime, run_id, applied=f"wait={timeout:g}" if prefer.wait else None)
+        end = await wait_for_end(events, timeout)
+        if end is not None and isinstance(end.data, RunEventData):
+            # The terminal event is the run resource the orchestrator stored before
+            # publishing it: no need to read it back.
+            resource = from_event_data(end.data, runtime.presign)
+            return _run_response(resource, finished=True, applied=applied)
+    return await _current(runtime, run_id, applied=applied)
 
 
 async def _current(
