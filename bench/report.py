@@ -441,8 +441,9 @@ def render(ctx: Context, states: list[StateResult], levels: list[int]) -> str:
         ]
     else:
         lines += [
-            "(No handler times: the services' logs had no FastStream `Received`/`Processed`",
-            "pairs, so the log format has changed; the phases above still hold.)",
+            "(No handler times: FastStream's `Received`/`Processed` line per message is logged",
+            "at DEBUG since it cost more than many handlers; run the services with",
+            "`LOG_LEVEL=DEBUG` to see them, at a cost in throughput.)",
             "",
         ]
     lines += [
