@@ -77,6 +77,10 @@ async def test_an_attempt_is_claimed_once_until_its_lease_ends(
     taken = await repo.claim(again, owner="b", now=later, lease=LEASE)
     assert taken is not None
     assert taken.claim_id != first.claim_id
+    # The dead claimant's claim is gone; only the live one remains, until it is released.
+    assert [d["_id"] async for d in db.webhook_claims.find({})] == [taken.claim_id]
+    await repo.release(taken)
+    assert await db.webhook_claims.count_documents({}) == 0
 
 
 async def test_recorded_attempts_and_schedule_moves(db: AsyncDatabase[Document]) -> None:

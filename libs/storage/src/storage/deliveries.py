@@ -230,7 +230,11 @@ class DeliveryRepository:
                 held = await self._claims.find_one({"_id": claim_id})
                 if held is not None and held["until"] > now:
                     return None
-                continue  # that claimant's lease ran out: take the next slot
+                # That claimant's lease ran out (it died): remove its claim so claims do not
+                # pile up, and take the next slot.
+                if held is not None:
+                    await self._claims.delete_one({"_id": claim_id, "until": held["until"]})
+                continue
             # Not due for others while we hold it; due again if we die holding it.
             await self._schedule.update_one(
                 {"_id": due.delivery_id}, {"$set": {"dueAt": now + lease}}
