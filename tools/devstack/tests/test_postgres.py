@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from devstack.mongodb import MongoDB, ferretdb_command, ferretdb_postgresql_url
 from devstack.postgres import (
     Postgres,
     leftover_pids,
+    others_can_enter,
+    outside_data_dir,
     pick_bindir,
     postgres_command,
     server_settings,
@@ -89,12 +93,35 @@ def test_a_socket_path_too_long_for_sockaddr_un_is_not_used() -> None:
     assert not socket_dir_fits(Path("/" + "d" * 100), 37432)
 
 
-def test_the_postgres_component_runs_from_the_state_dir(tmp_path: Path) -> None:
-    pg = Postgres(_settings(tmp_path))
-    assert pg.pgdata == tmp_path / "state/postgres/data"
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder every user can enter (pytest's own tmp folders are private)."""
+    path = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_postgres_component_runs_from_the_state_dir(open_dir: Path) -> None:
+    pg = Postgres(_settings(open_dir))
+    assert pg.pgdata == open_dir / "state/postgres/data"
     assert pg.marker == f"-D {pg.pgdata}"
     assert pg.ports() == [37432]
     assert pg.url("ferretdb") == "postgres://postgres@127.0.0.1:37432/ferretdb"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_a_state_dir_the_postgres_user_cannot_reach_moves_its_data_to_var_tmp(
+    open_dir: Path,
+) -> None:
+    private = open_dir / "home"
+    private.mkdir(mode=0o700)
+    pg = Postgres(_settings(private))
+    assert pg.data_dir == outside_data_dir(private / "state", "postgres")
+    assert pg.data_dir.parent.parent == Path("/var/tmp")
+    assert others_can_enter(pg.pgdata)
+    assert not others_can_enter(private / "state" / "postgres")
+    assert Postgres(_settings(private)).data_dir == pg.data_dir, "the same place every time"
 
 
 def test_ferretdb_takes_the_postgresql_url_with_a_pool_size() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import pwd
 import re
@@ -140,6 +141,18 @@ def unreachable_ancestor(path: Path, uid: int, gid: int) -> Path | None:
     return None
 
 
+def others_can_enter(path: Path) -> bool:
+    """Whether a user who owns none of them may enter every existing folder above `path`
+    (folders still to be made are made by us, enterable)."""
+    return all(os.stat(a).st_mode & stat.S_IXOTH for a in path.absolute().parents if a.exists())
+
+
+def outside_data_dir(state_dir: Path, name: str) -> Path:
+    """A data folder for `state_dir`'s server that any user can reach (see `data_dir`)."""
+    key = hashlib.sha256(str(state_dir.absolute()).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"workflow-devstack-{key}" / name
+
+
 class Postgres(Component):
     name = "postgres"
     # SIGINT is PostgreSQL's "fast" shutdown (disconnect clients, checkpoint, exit); SIGTERM
@@ -153,6 +166,17 @@ class Postgres(Component):
 
     def ports(self) -> list[int]:
         return [self.port]
+
+    @property
+    def data_dir(self) -> Path:
+        """Under the state folder like every server's, unless we run PostgreSQL as the
+        `postgres` user (as root) and that user could not reach it there (a checkout under
+        `/root`, mode 700): then a folder of its own under /var/tmp, named after the state
+        folder, so `make test` works from any checkout."""
+        own = self.settings.state_dir / self.name
+        if os.geteuid() != 0 or others_can_enter(own):
+            return own
+        return outside_data_dir(self.settings.state_dir, self.name)
 
     @property
     def pgdata(self) -> Path:
