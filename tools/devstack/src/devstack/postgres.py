@@ -242,6 +242,7 @@ class Postgres(Component):
     def launch(self, say: Say) -> Launch:
         bindir = self.bindir
         user = self.run_as()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         if user is not None:
             blocked = unreachable_ancestor(self.data_dir, user.uid, user.gid)
             if blocked is not None:
