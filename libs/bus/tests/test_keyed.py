@@ -129,3 +129,43 @@ async def test_the_number_of_records_in_flight_is_bounded() -> None:
     await third
     await _until(lambda: workers.in_flight == 0)
     await workers.drain(within=1)
+
+
+class AssignedConsumer(Consumer):
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        super().__init__()
+        self.assigned = set(assigned)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.assigned -= set(partitions)
+
+
+async def test_a_revoked_partition_is_settled_before_it_is_given_up_and_late_records_dropped() -> (
+    None
+):
+    consumer = AssignedConsumer({TP})
+    gate = asyncio.Event()
+    handled: list[int] = []
+
+    async def handle(msg: Any) -> None:
+        await gate.wait()
+        handled.append(msg.offset)
+
+    workers = KeyedWorkers(handle, commit_interval=3600, revoke_timeout=5)
+    await workers.submit(_msg(consumer, 0, b"a"))
+    revoke = asyncio.create_task(workers.listener().on_partitions_revoked([TP]))
+    await asyncio.sleep(0.05)
+    assert not revoke.done(), "the record in flight finishes before the partition goes"
+    gate.set()
+    await revoke
+    assert handled == [0]
+    assert consumer.commits == [{TP: 1}]
+    consumer.assigned = set()
+    # Fetched before the rebalance, handed over after it: the new owner handles it.
+    await workers.submit(_msg(consumer, 1, b"b"))
+    assert workers.in_flight == 0
+    assert handled == [0]
+    await workers.drain(within=1)

@@ -62,6 +62,26 @@ async def test_of_two_writers_deciding_on_the_same_revision_only_one_writes(
     assert (stored.revision, stored.status, stored.claim) == (1, "running", first.nonce)
 
 
+async def test_a_writer_whose_claim_another_rolled_forward_keeps_it(
+    db: AsyncDatabase[Document],
+) -> None:
+    class RolledForwardMeanwhile(RunRepository):
+        async def _write(self, record: RunRecord, base_revision: int) -> bool:
+            if record.revision == 1 and record.status == "running":
+                # Another instance found our claim and wrote it to the run before us.
+                [claim] = await self.claims(record.run_id)
+                assert await RunRepository(db).roll_forward(claim, base_revision)
+            return await super()._write(record, base_revision)
+
+    runs = RolledForwardMeanwhile(db)
+    await runs.create(_run("run_w", 0))
+    claim = await runs.commit(
+        _run("run_w", 1, "running"), base_revision=0, outbox_json="[1]", due_at=_later()
+    )
+    assert claim is not None, "the run holds our revision: its actions are ours to send"
+    assert [c.claim_id for c in await runs.claims("run_w")] == [claim.claim_id]
+
+
 async def test_a_stale_writer_whose_claim_was_already_removed_loses_and_leaves_no_claim(
     db: AsyncDatabase[Document],
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from devstack.api import Endpoints
-from orchestrator.service import Orchestrator
+from orchestrator.service import ClaimInFlight, Orchestrator, Policy
 from pymongo.asynchronous.database import AsyncDatabase
 from storage import mongo
 from storage.mongo import Document
@@ -227,6 +227,7 @@ async def test_a_change_whose_writer_died_before_writing_the_run_is_rolled_forwa
         DiesAfterClaim(db),
         WorkflowRepository(db),
         FlakyPublisher(failures=0),  # type: ignore[arg-type]
+        Policy(claim_grace=0),  # its claim is due at once
     )
     with pytest.raises(ConnectionError):
         await crashed.on_run_requested(_requested(run_id))
@@ -243,3 +244,28 @@ async def test_a_change_whose_writer_died_before_writing_the_run_is_rolled_forwa
     stored = await runs.get(run_id)
     assert stored is not None
     assert (stored.status, stored.revision) == ("running", 1)
+
+
+async def test_a_claim_whose_writer_may_still_be_at_work_is_not_rolled_forward_before_due(
+    db: AsyncDatabase[Document],
+) -> None:
+    run_id = await _run(db)
+
+    class PausesAfterClaim(RunRepository):
+        async def _write(self, record: RunRecord, base_revision: int) -> bool:
+            raise ConnectionError("paused between the claim and the write")
+
+    slow = Orchestrator(
+        PausesAfterClaim(db),
+        WorkflowRepository(db),
+        FlakyPublisher(failures=0),  # type: ignore[arg-type]
+    )
+    with pytest.raises(ConnectionError):
+        await slow.on_run_requested(_requested(run_id))
+    other = FlakyPublisher(failures=0)
+    with pytest.raises(ClaimInFlight):
+        await _orchestrator(db, other).on_run_requested(_requested(run_id))
+    assert other.published == []
+    stored = await RunRepository(db).get(run_id)
+    assert stored is not None
+    assert stored.revision == 0, "nobody wrote over the writer still at work"

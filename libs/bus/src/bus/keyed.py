@@ -58,6 +58,7 @@ class KeyedWorkers:
         max_in_flight: int = 256,
         commit_interval: float = 0.2,
         on_rebalance: Callable[[], None] = lambda: None,
+        revoke_timeout: float = 10.0,
     ) -> None:
         self._handle = handle
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -68,6 +69,9 @@ class KeyedWorkers:
         self._consumer: Any = None
         self._committer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._by_partition: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        self._revoke_timeout = revoke_timeout
+        self._closing = False
 
     @property
     def in_flight(self) -> int:
@@ -80,15 +84,27 @@ class KeyedWorkers:
         for record in incoming(msg):
             await self._submit(record)
 
+    def _owned(self, tp: TopicPartition) -> bool:
+        """Whether this consumer still holds `tp` (a record fetched before a rebalance may
+        arrive after its partition went to another instance)."""
+        assignment = getattr(self._consumer, "assignment", None)
+        return not callable(assignment) or tp in assignment()
+
     async def _submit(self, record: Incoming) -> None:
         await self._slots.acquire()
         tp = TopicPartition(record.topic, record.partition)
+        if self._closing or not self._owned(tp):
+            self._slots.release()  # its new owner (or our next start) takes it from Kafka
+            return
         self._progress.setdefault(tp, _Progress()).started(record.offset)
         key = record.key
         task = asyncio.create_task(self._run(self._tails.get(key), record, tp, key))
         self._tails[key] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        partition_tasks = self._by_partition.setdefault(tp, set())
+        partition_tasks.add(task)
+        task.add_done_callback(partition_tasks.discard)
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_forever(), name="offset-commits")
 
@@ -127,7 +143,8 @@ class KeyedWorkers:
                 log.warning("committing offsets failed; trying again", exc_info=True)
 
     async def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        chosen = self._progress if partitions is None else set(partitions) & set(self._progress)
+        wanted = self._progress if partitions is None else set(partitions) & set(self._progress)
+        chosen = [tp for tp in wanted if self._owned(tp)]
         offsets = {
             tp: pos
             for tp in chosen
@@ -141,8 +158,12 @@ class KeyedWorkers:
                 self._progress[tp].committed = pos
 
     async def drain(self, within: float) -> None:
-        """Let records in flight finish (up to `within` seconds), commit what they finished,
-        stop."""
+        """Take no more records, let those in flight finish (up to `within` seconds), commit
+        what they finished, stop."""
+        self._closing = True
+        assignment = getattr(self._consumer, "assignment", None)
+        if callable(assignment):
+            self._consumer.pause(*assignment())
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=within)
         with contextlib.suppress(Exception):
@@ -152,6 +173,17 @@ class KeyedWorkers:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._committer = None
 
+    async def _settle(self, partitions: Iterable[TopicPartition]) -> None:
+        tasks = {t for tp in partitions for t in self._by_partition.pop(tp, set())}
+        if not tasks:
+            return
+        _, unfinished = await asyncio.wait(tasks, timeout=self._revoke_timeout)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            log.warning("%d records of revoked partitions stopped unfinished", len(unfinished))
+            await asyncio.gather(*unfinished, return_exceptions=True)
+
     def listener(self) -> ConsumerRebalanceListener:
         """Commits what is done before partitions go, forgets their offsets, and tells the
         owner (whose cached state may be changed by another instance from now on)."""
@@ -159,6 +191,9 @@ class KeyedWorkers:
 
         class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+                # The partitions' next owner must not work beside us: let what we took of
+                # them finish (bounded), then stop the rest before giving them up.
+                await workers._settle(revoked)
                 with contextlib.suppress(Exception):
                     await workers.commit(revoked)
                 for tp in revoked:

@@ -124,6 +124,8 @@ class Claim:
     nonce: str
     record: RunRecord
     outbox_json: str
+    due_at: datetime | None = None
+    """Until then its writer may still be at work: nobody else rolls it forward."""
 
     @property
     def claim_id(self) -> str:
@@ -141,6 +143,7 @@ def _claim_from(d: Document) -> Claim:
         nonce=d["nonce"],
         record=from_document({"_id": d["runId"], **d["record"]}),
         outbox_json=d["outbox"],
+        due_at=d.get("dueAt"),
     )
 
 
@@ -188,7 +191,7 @@ class RunRepository:
         sweeper should look at a claim still not released by then."""
         nonce = secrets.token_hex(8)
         written = record.evolve(claim=nonce)
-        claim = Claim(record.run_id, record.revision, nonce, written, outbox_json)
+        claim = Claim(record.run_id, record.revision, nonce, written, outbox_json, due_at)
         doc = to_document(written)
         del doc["_id"]
         try:
@@ -206,6 +209,12 @@ class RunRepository:
         except DuplicateKeyError:
             return None
         if not await self._write(written, base_revision):
+            # Another instance may have rolled our claim forward meanwhile: then the run is
+            # ours and its actions are ours to carry out. Only a claim the run did not take
+            # is withdrawn.
+            current = await self._runs.find_one({"_id": record.run_id}, {"claim": 1})
+            if current is not None and current.get("claim") == nonce:
+                return claim
             await self._claims.delete_one({"_id": claim.claim_id, "nonce": nonce})
             return None
         return claim

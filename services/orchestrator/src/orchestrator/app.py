@@ -19,7 +19,7 @@ from storage.runs import RunRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
-from orchestrator.service import Orchestrator, Policy
+from orchestrator.service import ClaimInFlight, Orchestrator, Policy
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.sweeper import Sweeper
 
@@ -62,7 +62,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
             ev.TimerFired: service.on_timer_fired,
         },
         publisher,
-        transient=mongo.TRANSIENT_ERRORS,
+        transient=(*mongo.TRANSIENT_ERRORS, ClaimInFlight),
     )
 
     # One consumer takes every run-keyed input topic with the range assignor: partition N of

@@ -85,6 +85,10 @@ class Policy:
     """Runs whose latest state this process keeps parsed, most recently used first."""
 
 
+class ClaimInFlight(Exception):
+    """Another writer claimed the run's next revision moments ago; handle the event later."""
+
+
 @dataclass(frozen=True)
 class _Hot:
     """A run as last written by this process, parsed once."""
@@ -305,8 +309,24 @@ class Orchestrator:
         forward; the claim that wrote the current revision is carried out again (its actions
         may not all have gone out); any other claim is stale and only removed. Nothing is
         decided on top of a revision whose actions were never carried out."""
+        now = self._clock()
         for claim in await self._runs.claims(record.run_id):
+            overdue = claim.due_at is None or claim.due_at <= now
+            if claim.revision > record.revision + 1:
+                if overdue:  # cannot happen while writers keep the rules; never leave it due
+                    log.error(
+                        "run %s: claim %s is ahead of the run; removed",
+                        record.run_id,
+                        claim.claim_id,
+                    )
+                    self._to_release.append(claim.claim_id)
+                continue
             if claim.revision == record.revision + 1:
+                if not overdue:
+                    # Its writer may be between its claim and its write: rolling forward now
+                    # would make two writers on one revision (updates are not atomic on
+                    # FerretDB). Try again later; by its due time the writer is done or dead.
+                    raise ClaimInFlight(f"run {record.run_id}: {claim.claim_id} is in flight")
                 if await self._runs.roll_forward(claim, record.revision):
                     log.info("run %s: rolled revision %d forward", record.run_id, claim.revision)
                     record = claim.record

@@ -69,17 +69,26 @@ def scheduled(pending: list[Pending], effects: list[ScheduleTimer]) -> list[Pend
 
 
 def pruned(pending: list[Pending], state: RunState) -> list[Pending]:
-    """Only the timers that can still matter: none once the run ended, none for a step that
-    ended (a map item's timers end with their map)."""
+    """Only the timers that can still matter: none once the run ended, none for a step or a
+    map item that ended (a map of N items must not carry N finished items' timers)."""
     if is_terminal(state.status):
         return []
-    live: list[Pending] = []
-    for p in pending:
-        step = state.steps.get((p.node_id or "").split("[", 1)[0]) if p.node_id else None
-        if step is not None and is_terminal(step.status):
-            continue
-        live.append(p)
-    return live
+    return [p for p in pending if not _ended(p, state)]
+
+
+def _ended(timer: Pending, state: RunState) -> bool:
+    if timer.node_id is None:
+        return False
+    node_id, _, rest = timer.node_id.partition("[")
+    step = state.steps.get(node_id)
+    if step is None:
+        return False
+    if is_terminal(step.status):
+        return True
+    if not rest or not rest.endswith("]") or not rest[:-1].isdigit() or step.items is None:
+        return False
+    index = int(rest[:-1])
+    return index < len(step.items) and is_terminal(step.items[index].status)
 
 
 def next_due(pending: list[Pending]) -> datetime | None:

@@ -178,6 +178,12 @@ class Postgres(Component):
             return own
         return outside_data_dir(self.settings.state_dir, self.name)
 
+    def purge(self) -> None:
+        super().purge()
+        outside = outside_data_dir(self.settings.state_dir, self.name).parent
+        with contextlib.suppress(OSError):
+            outside.rmdir()  # the folder made for an unreachable checkout, once empty
+
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "data"
