@@ -227,9 +227,33 @@ def _run(coro_fn: Callable[[], Any]) -> Any:
     return asyncio.run(coro_fn())
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+async def settle(name: str, *, idle: float = 0.85, window: float = 2.0, limit: float = 90) -> None:
+    """Wait until the machine is quiet (at least `idle` of the CPU idle over `window`
+    seconds), up to `limit`: loading the history leaves PostgreSQL checkpointing and
+    vacuuming for a while, which would otherwise be measured as the history's cost."""
+    started = time.monotonic()
+    while True:
+        busy0, total0 = _cpu_ticks()
+        await asyncio.sleep(window)
+        busy1, total1 = _cpu_ticks()
+        quiet = 1 - (busy1 - busy0) / max(1, total1 - total0)
+        waited = time.monotonic() - started
+        if quiet >= idle or waited >= limit:
+            log(f"[{name}] machine {quiet:.0%} idle after {waited:.0f} s")
+            return
+
+
 async def measure_state(
     name: str, system: System, key: str, bootstrap: str, args: argparse.Namespace
 ) -> StateResult:
+    await settle(name)
     log(f"[{name}] Kafka floor: {args.floor_samples} round trips (services idle)")
     floor = Summary.of(await kafka_floor(bootstrap, args.floor_samples, 20))
     log(f"[{name}] floor p50 {floor.p50:.1f} ms, p99 {floor.p99:.1f} ms")
