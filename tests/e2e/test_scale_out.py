@@ -1,0 +1,88 @@
+"""Two orchestrators on one consumer group: partitions move between them under load, one is
+killed with SIGKILL, and every run still ends once, with its result."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from devstack import process
+from e2e_helpers import poll, register
+
+pytestmark = pytest.mark.e2e
+
+TWO_STEPS = {
+    "name": "two steps",
+    "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
+    "nodes": [
+        {"id": "first", "type": "text.template", "params": {"template": "{{ inputs.x }}!"}},
+        {
+            "id": "second",
+            "type": "text.template",
+            "params": {"template": "{{ nodes.first.text }}?"},
+        },
+    ],
+    "outputs": {"text": "{{ nodes.second.text }}"},
+}
+
+
+def _start_second_orchestrator(system: Any) -> subprocess.Popen[bytes]:
+    """Another member of the orchestrators' group; returns once it owns partitions."""
+    log = system.logs / "orchestrator-2.log"
+    offset = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator"], env=system.env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 60
+    while "assigned to partitions: (TopicPartition" not in log.read_bytes()[offset:].decode(
+        errors="replace"
+    ):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the second orchestrator got no partitions:\n{process.tail(log)}")
+        time.sleep(0.1)
+    return proc
+
+
+def test_runs_survive_partitions_moving_between_orchestrators_and_one_killed(
+    system: Any,
+) -> None:
+    with system.client() as c:
+        workflow_id = register(c, TWO_STEPS)
+
+        def submit(i: int) -> str:
+            r = c.post(
+                f"/v1/workflows/{workflow_id}/run",
+                json={"inputs": {"x": f"n{i}"}},
+                headers={"Prefer": "respond-async"},
+            )
+            assert r.status_code == 202, r.text
+            return str(r.json()["runId"])
+
+        with ThreadPoolExecutor(8) as pool:
+            runs = list(pool.map(submit, range(40)))
+            second = _start_second_orchestrator(system)  # the group rebalances under load
+            try:
+                runs += list(pool.map(submit, range(40, 80)))
+                second.send_signal(signal.SIGKILL)  # its partitions come back, mid-work
+                second.wait(timeout=10)
+                runs += list(pool.map(submit, range(80, 120)))
+            finally:
+                if second.poll() is None:
+                    second.kill()
+                    second.wait(timeout=10)
+        # A change the killed instance claimed but never finished is re-driven after
+        # WATCHDOG_SECONDS (2 s here); a group member that vanished is noticed by Kafka
+        # after the consumer session timeout.
+        finished = {run_id: poll(c, run_id, timeout=90) for run_id in runs}
+    outcomes = {run_id: run["status"] for run_id, run in finished.items()}
+    assert set(outcomes.values()) == {"completed"}, outcomes
+    for i, run_id in enumerate(runs):
+        run = finished[run_id]
+        assert run["outputs"][0]["value"] == f"n{i}!?", run
+        assert [s["status"] for s in run["steps"]] == ["succeeded", "succeeded"], run
