@@ -244,21 +244,29 @@ class RunRepository:
             await self._claims.delete_many({"_id": {"$in": claim_ids}})
 
     async def overdue_claims(
-        self, now: datetime, *, limit: int = 200
+        self, now: datetime, *, limit: int = 200, skip: int = 0
     ) -> builtins.list[tuple[str, datetime]]:
-        """Runs with a claim still held past its due time (a writer died or stalled)."""
-        cursor = self._claims.find({"dueAt": {"$lte": now}}, {"runId": 1, "dueAt": 1}).limit(limit)
+        """Runs with a claim still held past its due time (a writer died or stalled),
+        earliest first, page by page (`skip`)."""
+        cursor = (
+            self._claims.find({"dueAt": {"$lte": now}}, {"runId": 1, "dueAt": 1})
+            .sort([("dueAt", 1), ("_id", 1)])
+            .skip(skip)
+            .limit(limit)
+        )
         return [(d["runId"], d["dueAt"]) async for d in cursor]
 
     async def due_runs(
-        self, now: datetime, *, limit: int = 200
+        self, now: datetime, *, limit: int = 200, skip: int = 0
     ) -> builtins.list[tuple[str, datetime]]:
-        """Live runs whose due time has passed, with that time."""
+        """Live runs whose due time has passed, with that time, earliest first, page by
+        page (`skip`, per live status)."""
         due: builtins.list[tuple[str, datetime]] = []
         for status in LIVE_STATUSES:
             cursor = (
                 self._runs.find({"status": status, "dueAt": {"$lte": now}}, {"dueAt": 1})
-                .sort("dueAt", 1)
+                .sort([("dueAt", 1), ("_id", 1)])
+                .skip(skip)
                 .limit(limit)
             )
             due += [(d["_id"], d["dueAt"]) async for d in cursor]

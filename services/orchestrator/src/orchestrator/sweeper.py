@@ -40,7 +40,11 @@ class Sweeper:
         lease: float = 30,
         cleanup_every: float = 60,
         clock: Callable[[], datetime] = _now,
+        page: int = 200,
+        max_pages: int = 20,
     ) -> None:
+        self._page = page
+        self._max_pages = max_pages
         self._runs = runs
         self._idempotency = idempotency
         self._publisher = publisher
@@ -62,17 +66,22 @@ class Sweeper:
     async def sweep_once(self) -> int:
         now = self._clock()
         self._nudged = {r: t for r, t in self._nudged.items() if t > now}
-        due = await self._runs.due_runs(now) + await self._runs.overdue_claims(now)
         nudged = 0
-        for run_id, due_at in due:
-            if (run_id, due_at) in self._nudged:
-                continue
-            await self._publisher.publish(
-                TimerFired(run_id=run_id, kind="watchdog", due_at=due_at),
-                event_id=f"{run_id}:watchdog@{due_at.isoformat()}",
-            )
-            self._nudged[(run_id, due_at)] = now + self._lease
-            nudged += 1
+        for source in (self._runs.due_runs, self._runs.overdue_claims):
+            # Page on while a whole page was nudged already: runs stuck due (their nudge
+            # keeps failing) must not hide the others behind them.
+            for page in range(self._max_pages):
+                due = await source(now, limit=self._page, skip=page * self._page)
+                fresh = [(r, t) for r, t in due if (r, t) not in self._nudged]
+                for run_id, due_at in fresh:
+                    await self._publisher.publish(
+                        TimerFired(run_id=run_id, kind="watchdog", due_at=due_at),
+                        event_id=f"{run_id}:watchdog@{due_at.isoformat()}",
+                    )
+                    self._nudged[(run_id, due_at)] = now + self._lease
+                nudged += len(fresh)
+                if fresh or len(due) < self._page:
+                    break
         if now - self._last_cleanup >= self._cleanup_every:
             self._last_cleanup = now
             removed = await self._idempotency.remove_expired(now)
