@@ -163,6 +163,52 @@ def _settled(c: httpx.Client, run_id: str, n: int = 1, timeout: float = 20) -> l
         time.sleep(0.1)
 
 
+def _notifier_caught_up(system: Any, timeout: float = 30) -> None:
+    """Until the notifier has handled every run event published so far (its group's committed
+    offsets reach the topic's end): a delivery an event would wrongly create exists by then."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    from bus.topics import Topic, topic_name
+
+    bootstrap = system.env["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = topic_name(Topic.RUN_EVENTS, system.env["KAFKA_TOPIC_PREFIX"])
+
+    async def lag() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap)  # no group: reads only
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(system.env["NOTIFIER_GROUP_ID"])
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            assert partitions, f"no partitions for {topic}"
+            ends = await consumer.end_offsets(partitions)
+            done = {tp: meta.offset for tp, meta in committed.items()}
+            return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    deadline = time.monotonic() + timeout
+    while (left := asyncio.run(lag())) > 0:
+        assert time.monotonic() < deadline, f"the notifier still has {left} run events to handle"
+        time.sleep(0.1)
+
+
+def _unscheduled(system: Any, delivery_id: str, timeout: float = 20) -> None:
+    """Until no further attempt of the delivery is scheduled (none can happen after that)."""
+    from pymongo import MongoClient
+
+    deadline = time.monotonic() + timeout
+    with MongoClient(system.env["MONGODB_URL"], serverSelectionTimeoutMS=5000) as client:
+        schedule = client[system.env["MONGODB_DATABASE"]].webhook_schedule
+        while schedule.find_one({"_id": delivery_id}) is not None:
+            assert time.monotonic() < deadline, f"{delivery_id} is still scheduled"
+            time.sleep(0.1)
+
+
 def _key(system: Any, tenant: str) -> str:
     return subprocess.run(
         [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", tenant],
@@ -205,8 +251,10 @@ def test_a_completed_run_is_delivered_signed_with_the_run_resource(
     assert log["status"] == "succeeded"
     assert log["webhookId"] == webhook_id
     assert [a["statusCode"] for a in log["attempts"]] == [200]
-    time.sleep(0.5)
-    assert [r.json()["type"] for r in receiver.received] == ["run.completed"]  # default filter
+    _notifier_caught_up(system)  # run.started was handled too: the default filter left it out
+    with system.client() as c:
+        assert [d["type"] for d in _deliveries(c, run["runId"])] == ["run.completed"]
+    assert [r.json()["type"] for r in receiver.received] == ["run.completed"]
 
 
 def test_a_failing_receiver_gets_retries_with_one_webhook_id(
@@ -243,8 +291,10 @@ def test_gone_stops_redirects_are_not_followed_and_the_last_attempt_fails(
         second = _run(c, workflow_id, {"inputs": {"x": "a"}, "webhook": moved.url})
         [gone_log] = _settled(c, first["runId"])
         [moved_log] = _settled(c, second["runId"])
-        time.sleep(1.6)  # longer than the whole compressed schedule
+        _unscheduled(system, gone_log["deliveryId"])
+        _unscheduled(system, moved_log["deliveryId"])
         assert _deliveries(c, first["runId"]) == [gone_log]
+        assert _deliveries(c, second["runId"]) == [moved_log]
     assert gone_log["status"] == "gone"
     assert [a["statusCode"] for a in gone_log["attempts"]] == [410]
     assert len(gone.received) == 1
@@ -304,7 +354,8 @@ def test_only_the_selected_events_are_delivered(
         )
         _settled(c, started["runId"])
         _settled(c, both["runId"], n=2)
-        time.sleep(0.5)
+        _notifier_caught_up(system)
+        assert [d["type"] for d in _deliveries(c, started["runId"])] == ["run.started"]
     types = sorted((r.json()["data"]["runId"], r.json()["type"]) for r in receiver.received)
     assert types == sorted(
         [
@@ -408,7 +459,10 @@ async def test_a_duplicate_run_event_is_not_delivered_twice(
     finally:
         await broker.stop()
         await client.close()
-    await asyncio.sleep(2)
+    await asyncio.to_thread(_notifier_caught_up, system)
+    with system.client() as c:
+        [log] = _deliveries(c, run["runId"])
+    assert [a["statusCode"] for a in log["attempts"]] == [200]
     assert len(receiver.received) == 1
 
 
