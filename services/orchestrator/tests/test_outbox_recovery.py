@@ -93,6 +93,22 @@ def _orchestrator(db: AsyncDatabase[Document], publisher: FlakyPublisher) -> Orc
     )
 
 
+class StopsAfterClaim(RunRepository):
+    """A writer that claims its revision, then never writes the run (dead, or paused)."""
+
+    async def _write(self, record: RunRecord, base_revision: int) -> bool:
+        raise ConnectionError("stopped between the claim and the write")
+
+
+def _stops_after_claim(db: AsyncDatabase[Document], policy: Policy) -> Orchestrator:
+    return Orchestrator(
+        StopsAfterClaim(db),
+        WorkflowRepository(db),
+        FlakyPublisher(failures=0),  # type: ignore[arg-type]
+        policy,
+    )
+
+
 def _requested(run_id: str) -> ev.RunRequested:
     return ev.RunRequested(
         run_id=run_id,
@@ -219,16 +235,7 @@ async def test_a_change_whose_writer_died_before_writing_the_run_is_rolled_forwa
     run_id = await _run(db)
     runs = RunRepository(db)
 
-    class DiesAfterClaim(RunRepository):
-        async def _write(self, record: RunRecord, base_revision: int) -> bool:
-            raise ConnectionError("died between the claim and the write")
-
-    crashed = Orchestrator(
-        DiesAfterClaim(db),
-        WorkflowRepository(db),
-        FlakyPublisher(failures=0),  # type: ignore[arg-type]
-        Policy(claim_grace=0),  # its claim is due at once
-    )
+    crashed = _stops_after_claim(db, Policy(claim_grace=0))  # its claim is due at once
     with pytest.raises(ConnectionError):
         await crashed.on_run_requested(_requested(run_id))
     stored = await runs.get(run_id)
@@ -251,15 +258,7 @@ async def test_a_claim_whose_writer_may_still_be_at_work_is_not_rolled_forward_b
 ) -> None:
     run_id = await _run(db)
 
-    class PausesAfterClaim(RunRepository):
-        async def _write(self, record: RunRecord, base_revision: int) -> bool:
-            raise ConnectionError("paused between the claim and the write")
-
-    slow = Orchestrator(
-        PausesAfterClaim(db),
-        WorkflowRepository(db),
-        FlakyPublisher(failures=0),  # type: ignore[arg-type]
-    )
+    slow = _stops_after_claim(db, Policy())
     with pytest.raises(ConnectionError):
         await slow.on_run_requested(_requested(run_id))
     other = FlakyPublisher(failures=0)

@@ -91,12 +91,6 @@ class Dispatcher:
             topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
         )
 
-    async def handle_batch(self, msg: KafkaMessage) -> None:
-        """The body of a batch subscriber: every record in order (a failure raises, and the
-        subscriber's ack policy redelivers the batch; handlers are idempotent)."""
-        for record in incoming(msg):
-            await self.handle_record(record)
-
     async def handle_record(self, record: Incoming) -> Envelope | None:
         return await self.dispatch(
             topic=record.topic, key=record.key, value=record.value, headers=record.headers

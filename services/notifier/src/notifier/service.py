@@ -66,10 +66,12 @@ class Notifier:
         """Store the delivery the event asks for; a duplicate event finds it stored."""
         name = EVENT_OF_STATUS.get(event.status)
         webhook = await self._webhook_of(event.run_id) if name else None
-        if name is None or webhook is None or webhook[1] is None:
+        if name is None or webhook is None:
             return
         tenant_id, webhook_json = webhook
-        hook = json.loads(webhook_json or "null")
+        if webhook_json is None:
+            return
+        hook = json.loads(webhook_json)
         selected = hook.get("events")
         if name not in (DEFAULT_EVENTS if selected is None else selected):
             return

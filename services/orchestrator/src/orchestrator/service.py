@@ -2,7 +2,9 @@
 
 Every handler is idempotent. The domain returns an unchanged state (same revision) for a
 duplicate or stale event; each change claims the next revision of the run together with the
-actions it decided (its outbox), which are then carried out and marked done.
+actions it decided (its outbox) and writes the run (`RunRepository.commit`); the actions are
+then carried out and the claim released. The latest state of hot runs stays in memory, so an
+event normally costs no read; a change whose claim is left over is finished in `_recover`.
 """
 
 from __future__ import annotations
@@ -191,7 +193,6 @@ class Orchestrator:
         except ValidationError:
             log.error("run %s: timer of unknown kind %r ignored", event.run_id, event.kind)
             return
-        self._hot.pop(event.run_id, None)
         await self._apply(
             event.run_id, lambda d, s: self._fire(d, s, timer), fire_due=True, fresh=True
         )
@@ -228,24 +229,10 @@ class Orchestrator:
                 record.tenant_id, record.workflow_id, record.workflow_version
             )
             now = self._clock()
-            pending = timers.load(record.timers_json)
-            decision = decide(defn, state)
-            if fire_due:
-                due, pending = timers.split_due(pending, now)
-                for p in due:
-                    fired = self._fire(defn, decision.state, p.timer())
-                    decision = Decision(fired.state, decision.effects + fired.effects)
+            before = timers.load(record.timers_json)
+            decision, new_pending = self._decide(defn, state, before, decide, now, fire_due)
             new_state = decision.state
-            grace = timedelta(seconds=self._policy.step_timeout_grace)
-            schedules = [
-                replace(e, due_at=e.due_at + grace) if e.kind == "step_timeout" else e
-                for e in decision.effects
-                if isinstance(e, ScheduleTimer)
-            ]
-            new_pending = timers.pruned(timers.scheduled(pending, schedules), new_state)
-            if new_state.revision == state.revision and new_pending == timers.load(
-                record.timers_json
-            ):
+            if new_state.revision == state.revision and new_pending == before:
                 return record
             new_state = new_state.model_copy(update={"revision": state.revision + 1})
             if timing is not None and timing[0] in new_state.steps:
@@ -282,6 +269,31 @@ class Orchestrator:
             self._to_release.append(claim.claim_id)
             return claim.record
         raise RuntimeError(f"run {run_id}: gave up after {MAX_CONFLICT_RETRIES} write conflicts")
+
+    def _decide(
+        self,
+        defn: WorkflowDefinition,
+        state: RunState,
+        pending: list[timers.Pending],
+        decide: Decide,
+        now: datetime,
+        fire_due: bool,
+    ) -> tuple[Decision, list[timers.Pending]]:
+        """The domain's decision (with the run's due timers fired, when asked) and the
+        timers the run has pending after it."""
+        decision = decide(defn, state)
+        if fire_due:
+            due, pending = timers.split_due(pending, now)
+            for p in due:
+                fired = self._fire(defn, decision.state, p.timer())
+                decision = Decision(fired.state, decision.effects + fired.effects)
+        grace = timedelta(seconds=self._policy.step_timeout_grace)
+        schedules = [
+            replace(e, due_at=e.due_at + grace) if e.kind == "step_timeout" else e
+            for e in decision.effects
+            if isinstance(e, ScheduleTimer)
+        ]
+        return decision, timers.pruned(timers.scheduled(pending, schedules), decision.state)
 
     def _remember(self, record: RunRecord, state: RunState) -> _Hot:
         hot = _Hot(record, state)

@@ -193,8 +193,8 @@ async def _answer(
         return await _current(runtime, run_id, applied="respond-async")
     limit = runtime.settings.max_wait_seconds
     timeout = min(prefer.wait, limit) if prefer.wait is not None else limit
-    # A run we just published cannot have ended unseen: listening began before the publish.
     applied = f"wait={timeout:g}" if prefer.wait else None
+    # A run we just published cannot have ended unseen: listening began before the publish.
     current = None if just_published else await runtime.runs.get(run_id)
     if current is None or not is_terminal(DomainStatus(current.status)):
         end = await wait_for_end(events, timeout)
