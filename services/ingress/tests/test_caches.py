@@ -1,0 +1,73 @@
+"""What ingress reads on every request is read once: keys and the latest version for a while,
+versions for good, and a registration through this process is seen at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ingress.caches import CachedKeys, CachedWorkflows
+from storage.workflows import WorkflowRecord
+
+
+def _record(version: int) -> WorkflowRecord:
+    return WorkflowRecord(
+        tenant_id="t",
+        workflow_id="w",
+        version=version,
+        name="w",
+        definition_json="{}",
+        definition_hash=f"h{version}",
+        created_at=datetime.now(UTC),
+    )
+
+
+class Workflows:
+    def __init__(self) -> None:
+        self.latest_version = 1
+        self.reads = 0
+
+    async def get(self, tenant_id: str, workflow_id: str, version: int) -> Any:
+        self.reads += 1
+        return _record(version) if version <= self.latest_version else None
+
+    async def latest(self, tenant_id: str, workflow_id: str) -> Any:
+        self.reads += 1
+        return _record(self.latest_version)
+
+
+class Keys:
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def tenant_of(self, key: str) -> str | None:
+        self.reads += 1
+        return "t" if key == "good" else None
+
+
+async def test_a_key_is_read_once_and_an_unknown_key_every_time() -> None:
+    keys = Keys()
+    cached = CachedKeys(keys, ttl=60)  # type: ignore[arg-type]
+    assert [await cached.tenant_of("good") for _ in range(3)] == ["t", "t", "t"]
+    assert keys.reads == 1
+    assert await cached.tenant_of("bad") is None
+    assert await cached.tenant_of("bad") is None
+    assert keys.reads == 3, "a key created a moment ago must work at once"
+
+
+async def test_versions_are_read_once_and_a_new_version_is_seen_after_forget() -> None:
+    repo = Workflows()
+    cached = CachedWorkflows(repo, ttl=60)  # type: ignore[arg-type]
+    first = await cached.latest("t", "w")
+    assert first is not None
+    assert first.version == 1
+    assert await cached.get("t", "w", 1) == first, "the latest version is also kept by number"
+    assert repo.reads == 1
+    repo.latest_version = 2
+    cached.forget("t", "w")  # what registering through this process does
+    second = await cached.latest("t", "w")
+    assert second is not None
+    assert second.version == 2
+    assert await cached.get("t", "w", 3) is None
+    assert await cached.get("t", "w", 3) is None
+    assert repo.reads == 4, "a missing version is not remembered as missing"
