@@ -31,16 +31,14 @@ from pydantic.alias_generators import to_camel
 from workflow.catalog import MapParams, MapTemplate, NodeKind, NodeType, get_node_type
 from workflow.dag import dependencies
 from workflow.definition import Backoff, NodeSpec, WorkflowDefinition
+from workflow.limits import JITTER_MAX, JITTER_MIN, Limits
 from workflow.state import RunStatus, StepStatus, is_terminal, transition
 from workflow.template import ResolutionError, TemplateSyntaxError, resolve
 from workflow.validation import ParamsError, validate_params
 
-DEFAULT_STEP_TIMEOUT = 900.0
-"""Seconds an executable step without ``timeoutSeconds`` may stay dispatched before it is
-treated as timed out (so a step lost with a crashed executor is driven again)."""
-DEFAULT_MAX_DEPTH = 5
-"""How many levels of ``workflow.run`` children below a root run may start."""
-JITTER_MIN, JITTER_MAX = 0.5, 1.5
+# The defaults live in workflow.limits; these names keep the domain's signatures short.
+DEFAULT_STEP_TIMEOUT = Limits.model_fields["default_step_timeout_seconds"].default
+DEFAULT_MAX_DEPTH = Limits.model_fields["max_chain_depth"].default
 
 
 class RunModel(BaseModel):

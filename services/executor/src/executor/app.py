@@ -51,8 +51,8 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         provider=provider,
         http=node_http,
         publisher=publisher,
-        default_timeout=settings.executor_default_timeout_seconds,
-        max_response_bytes=settings.http_node_max_response_bytes,
+        default_timeout=settings.default_step_timeout_seconds,
+        max_response_bytes=settings.max_http_response_bytes,
     )
     dispatcher = Dispatcher(
         {

@@ -5,15 +5,15 @@ from egress import EgressPolicy
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 from storage.settings import S3Settings
+from workflow.limits import Limits
 
 
-class ExecutorSettings(KafkaSettings, S3Settings):
+class ExecutorSettings(KafkaSettings, S3Settings, Limits):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     executor_group_id: str = "executor"
     executor_concurrency: int = Field(default=4, ge=1, le=256)
     """Steps one process runs at once; image work uses a thread each."""
-    executor_default_timeout_seconds: float = Field(default=300, gt=0)
     image_provider_url: str | None = None
     """An external generation endpoint; unset means the built-in offline provider."""
     image_provider_timeout_seconds: float = 120
@@ -23,7 +23,6 @@ class ExecutorSettings(KafkaSettings, S3Settings):
     """Networks `http.request` nodes may reach beyond the public internet (e.g. `loopback`,
     CIDRs). Separate from the notifier's EGRESS_ALLOW: workflows are user code."""
     http_node_allow_http: bool = False
-    http_node_max_response_bytes: int = Field(default=1_048_576, ge=1024)
     environment: str = "development"
     startup_timeout_seconds: float = 15.0
     shutdown_drain_seconds: float = 60.0

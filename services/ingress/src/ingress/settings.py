@@ -5,17 +5,16 @@ from egress import EgressSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from storage.settings import MongoSettings, S3Settings
+from workflow.limits import Limits
 
 
-class IngressSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings):
+class IngressSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings, Limits):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 38000
     max_wait_seconds: float = Field(default=60, gt=0, le=600)
     """The longest a run request waits for the run to end before answering 202."""
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    max_upload_bytes: int = Field(default=50 * 1_048_576, ge=1024)
     idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
     watchdog_seconds: float = Field(default=30, gt=0)
     """A run still queued this long after it was stored is started by the sweeper (its

@@ -27,6 +27,7 @@ from runview import Definitions, RunView, load_view, to_event_data
 from storage.runs import RunRecord, RunRepository
 from storage.workflows import WorkflowRepository
 from workflow.definition import WorkflowDefinition
+from workflow.limits import JITTER_MAX, JITTER_MIN
 from workflow.run import (
     CancelChildRun,
     Decision,
@@ -70,7 +71,7 @@ def _now() -> datetime:
 
 
 def _jitter() -> float:
-    return random.uniform(0.8, 1.2)
+    return random.uniform(JITTER_MIN, JITTER_MAX)
 
 
 @dataclass(frozen=True)

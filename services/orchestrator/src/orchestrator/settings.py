@@ -4,9 +4,10 @@ from bus.settings import KafkaSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from storage.settings import MongoSettings
+from workflow.limits import Limits
 
 
-class OrchestratorSettings(KafkaSettings, MongoSettings):
+class OrchestratorSettings(KafkaSettings, MongoSettings, Limits):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     orchestrator_group_id: str = "orchestrator"
@@ -17,9 +18,6 @@ class OrchestratorSettings(KafkaSettings, MongoSettings):
     claim_release_interval_seconds: float = Field(default=0.25, gt=0)
     """Claims of carried-out changes are removed in one request this often."""
     shutdown_timeout_seconds: float = Field(default=20, gt=0)
-    default_step_timeout_seconds: float = Field(default=900, gt=0)
-    """A step without its own timeoutSeconds is re-driven after this long."""
-    max_chain_depth: int = Field(default=5, ge=1, le=50)
     step_timeout_grace_seconds: float = Field(default=5, ge=0)
     """How long after a step's timeout the orchestrator re-drives it if no result came."""
     watchdog_seconds: float = Field(default=30, gt=0)
