@@ -129,3 +129,49 @@ def test_production_refuses_a_blanket_allowlist() -> None:
         EgressSettings(environment="production", egress_allow="loopback,0.0.0.0/0")
     assert EgressSettings(environment="development", egress_allow="0.0.0.0/0").egress_policy()
     assert EgressSettings(environment="production", egress_allow="loopback").egress_policy()
+
+
+STACK_PORTS = (39092, 37017, 37432, 38333)
+"""Kafka, MongoDB (FerretDB), PostgreSQL and S3 of the development stack."""
+
+
+def test_an_entry_with_ports_admits_only_those_ports() -> None:
+    policy = EgressPolicy.parse("loopback:28700-28799, 10.0.0.0/8:443", allow_http=True)
+    assert check_url("http://127.0.0.1:28700/hook", policy).port == 28700
+    assert check_url("http://127.0.0.1:28799/hook", policy).port == 28799
+    assert check_url("https://10.1.2.3/", policy).port == 443
+    for port in STACK_PORTS:
+        with pytest.raises(EgressRefused, match=f"only on ports 28700-28799, not on port {port}"):
+            check_url(f"http://127.0.0.1:{port}/", policy)
+    with pytest.raises(EgressRefused, match="not on port 80"):
+        check_url("http://localhost/", policy)
+    with pytest.raises(EgressRefused, match="not on port 8443"):
+        check_url("https://10.1.2.3:8443/", policy)
+    # Public hosts stay reachable on every port.
+    assert check_url("https://93.184.216.34:39092/", policy).port == 39092
+
+
+def test_port_entries_parse_and_refuse_nonsense() -> None:
+    policy = EgressPolicy.parse("loopback:8080, loopback:9000-9001, ::1/128:7000, fe80::1")
+    assert [str(r) for r in policy.rules] == [
+        "loopback:8080-8080",
+        "loopback:9000-9001",
+        "::1/128:7000-7000",
+        "fe80::1/128",
+    ]
+    assert policy.allow_categories == {Category.LOOPBACK}
+    with pytest.raises(PolicyError, match="invalid port range"):
+        EgressPolicy.parse("loopback:9000-8000")
+    with pytest.raises(PolicyError, match="invalid port range"):
+        EgressPolicy.parse("loopback:0")
+    with pytest.raises(PolicyError, match="neither a category"):
+        EgressPolicy.parse("loopback:http")
+
+
+async def test_resolved_names_are_checked_on_their_port() -> None:
+    policy = EgressPolicy.parse("loopback:28700-28799", allow_http=True)
+    refused = Target(url="", scheme="http", host="localhost", port=39092, address=None)
+    with pytest.raises(EgressRefused, match="not on port 39092"):
+        await resolve(refused, policy)
+    allowed = Target(url="", scheme="http", host="localhost", port=28750, address=None)
+    assert await resolve(allowed, policy)

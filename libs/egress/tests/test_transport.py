@@ -67,3 +67,15 @@ async def test_unresolvable_host_is_a_connection_error() -> None:
     async with egress.client(EgressPolicy(allow_http=True), timeout=5) as http:
         with pytest.raises(httpx.ConnectError):
             await http.get("http://no-such-host.invalid/")
+
+
+async def test_a_port_outside_the_allowed_range_is_refused_before_connecting(server: int) -> None:
+    others = EgressPolicy.parse(f"loopback:{server + 1}", allow_http=True)
+    async with egress.client(others) as http:
+        with pytest.raises(EgressRefused, match=f"not on port {server}"):
+            await http.get(f"http://127.0.0.1:{server}/")
+        with pytest.raises(EgressRefused, match=f"not on port {server}"):
+            await http.get(f"http://localhost:{server}/")
+    exact = EgressPolicy.parse(f"loopback:{server}", allow_http=True)
+    async with egress.client(exact) as http:
+        assert (await http.get(f"http://localhost:{server}/")).status_code == 200

@@ -83,12 +83,20 @@ def classify(address: IPAddress) -> Category | None:
     return None
 
 
-def check_address(address: IPAddress, policy: EgressPolicy, *, via: str | None = None) -> None:
+def check_address(
+    address: IPAddress, policy: EgressPolicy, *, port: int | None = None, via: str | None = None
+) -> None:
+    """Refuse a non-public address the policy does not allow, on `port` when it is known."""
     category = classify(address)
-    if policy.permits(address, category):
+    if policy.permits(address, category, port):
         return
     assert category is not None
     subject = f"{via} resolves to {address}, which is" if via else f"{address} is"
+    if port is not None and policy.permits(address, category):
+        raise EgressRefused(
+            f"{subject} {_DESCRIPTION[category]} reachable only on ports "
+            f"{policy.ports_for(address, category)}, not on port {port}"
+        )
     raise EgressRefused(f"{subject} {_DESCRIPTION[category]}; webhooks must reach public hosts")
 
 
@@ -134,8 +142,9 @@ def numeric_ipv4(host: str) -> tuple[ipaddress.IPv4Address, bool] | None:
     return ipaddress.IPv4Address(value), canonical
 
 
-def check_host(host: str, policy: EgressPolicy) -> IPAddress | None:
-    """The address a host literally denotes (checked), or None for a name to resolve later."""
+def check_host(host: str, policy: EgressPolicy, port: int | None = None) -> IPAddress | None:
+    """The address a host literally denotes (checked, on `port` when known), or None for a
+    name to resolve later."""
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not bare:
         raise EgressRefused("the URL has no host")
@@ -144,7 +153,7 @@ def check_host(host: str, policy: EgressPolicy) -> IPAddress | None:
     except ValueError:
         literal = None
     if literal is not None:
-        check_address(literal, policy)
+        check_address(literal, policy, port=port)
         return literal
     decoded = numeric_ipv4(bare)
     if decoded is not None:
@@ -160,13 +169,11 @@ def check_host(host: str, policy: EgressPolicy) -> IPAddress | None:
                     "dotted-decimal form"
                     + (f" ({address} is {_DESCRIPTION[category]})" if category else "")
                 )
-        check_address(address, policy)
+        check_address(address, policy, port=port)
         return address
     name = bare.lower().rstrip(".")
-    if (name == "localhost" or name.endswith(".localhost")) and not policy.permits(
-        ipaddress.IPv4Address("127.0.0.1"), Category.LOOPBACK
-    ):
-        raise EgressRefused(f"{bare} is {_DESCRIPTION[Category.LOOPBACK]}")
+    if name == "localhost" or name.endswith(".localhost"):
+        check_address(ipaddress.IPv4Address("127.0.0.1"), policy, port=port, via=bare)
     return None
 
 
@@ -186,8 +193,8 @@ def check_url(url: str, policy: EgressPolicy) -> Target:
     if scheme == "http" and not policy.allow_http:
         raise EgressRefused("plain http is not allowed; use https")
     host = parsed.raw_host.decode("ascii")
-    address = check_host(host, policy)
     port = parsed.port or DEFAULT_PORTS[scheme]
+    address = check_host(host, policy, port)
     return Target(url=str(parsed), scheme=scheme, host=host, port=port, address=address)
 
 
@@ -209,5 +216,5 @@ async def resolve(target: Target, policy: EgressPolicy) -> tuple[IPAddress, ...]
     if not addresses:
         raise UnresolvableHost(f"{target.host} has no addresses")
     for address in addresses:
-        check_address(address, policy, via=target.host)
+        check_address(address, policy, port=target.port, via=target.host)
     return tuple(addresses)

@@ -36,7 +36,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         target = Target(
-            url="", scheme="", host=host, port=port, address=check_host(host, self._policy)
+            url="", scheme="", host=host, port=port, address=check_host(host, self._policy, port)
         )
         try:
             async with asyncio.timeout(timeout):
