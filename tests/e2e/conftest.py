@@ -80,10 +80,11 @@ def system(stack: Endpoints) -> Iterator[System]:
             "EXECUTOR_CONCURRENCY": "4",
             # Runs whose messages are lost are looked at again after 2 s, not 30.
             "WATCHDOG_SECONDS": "2",
-            # Webhook receivers of the tests listen on loopback; retries are compressed.
-            "EGRESS_ALLOW": "loopback",
+            # Webhook receivers of the tests listen on loopback, on apps.RECEIVER_PORTS only
+            # (never the stack's Kafka/MongoDB/PostgreSQL/S3 ports); retries are compressed.
+            "EGRESS_ALLOW": apps.LOOPBACK_RECEIVERS,
             "EGRESS_ALLOW_HTTP": "true",
-            "HTTP_NODE_ALLOW": "loopback",
+            "HTTP_NODE_ALLOW": apps.LOOPBACK_RECEIVERS,
             "HTTP_NODE_ALLOW_HTTP": "true",
             "NOTIFIER_RETRY_SCHEDULE": "0,0.5,1",
             "NOTIFIER_RETRY_JITTER": "0",

@@ -11,6 +11,20 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from devstack.apps import RECEIVER_PORTS
+
+
+def serve_on_receiver_port(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A loopback server on a free port of `RECEIVER_PORTS`: the only loopback ports the
+    system under test may call (EGRESS_ALLOW / HTTP_NODE_ALLOW in conftest.py)."""
+    low, high = RECEIVER_PORTS
+    for port in range(low, high + 1):
+        try:
+            return ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError:
+            continue
+    raise RuntimeError(f"no free loopback port in {low}-{high}")
+
 
 @dataclass
 class Reply:
@@ -64,7 +78,7 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_on_receiver_port(Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

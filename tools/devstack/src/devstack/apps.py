@@ -25,6 +25,11 @@ DEV_TENANT = "dev"
 DEMO_WORKFLOW = "studio-portrait"
 READY_MARK = "FastStream app started successfully"
 COLORS = {"ingress": 36, "orchestrator": 35, "executor": 33, "notifier": 32}
+RECEIVER_PORTS = (28700, 28799)
+"""The loopback ports a local stack's webhooks and `http.request` nodes may reach: where test
+receivers listen, away from the stack's own ports (Kafka, MongoDB, PostgreSQL, S3, ingress)
+and below the kernel's ephemeral range."""
+LOOPBACK_RECEIVERS = f"loopback:{RECEIVER_PORTS[0]}-{RECEIVER_PORTS[1]}"
 
 
 class AppError(RuntimeError):
@@ -39,10 +44,11 @@ def service_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(envfile.read_env_file(settings.env_file))
     env.setdefault("INGRESS_PORT", str(INGRESS_PORT))
-    # A local stack delivers webhooks to receivers on this machine (plain http, loopback).
-    env.setdefault("EGRESS_ALLOW", "loopback")
+    # A local stack delivers webhooks to receivers on this machine (plain http, loopback),
+    # on the receivers' ports only: never to the stack's own servers.
+    env.setdefault("EGRESS_ALLOW", LOOPBACK_RECEIVERS)
     env.setdefault("EGRESS_ALLOW_HTTP", "true")
-    env.setdefault("HTTP_NODE_ALLOW", "loopback")
+    env.setdefault("HTTP_NODE_ALLOW", LOOPBACK_RECEIVERS)
     env.setdefault("HTTP_NODE_ALLOW_HTTP", "true")
     env["PYTHONUNBUFFERED"] = "1"
     return env
