@@ -61,6 +61,9 @@ class Limits(BaseSettings):
     """The largest `seconds` of a `wait` node."""
     default_step_timeout_seconds: float = Field(default=900, gt=0)
     """How long a step without `timeoutSeconds` may run (executor and orchestrator alike)."""
+    max_schema_expansion: int = Field(default=2_000, ge=10, le=1_000_000)
+    """Subschemas (`allOf`/`anyOf`/`oneOf`/`$ref`, nested) one value of the inputs may be
+    checked against; an `inputSchema` that nests more widely is refused at registration."""
 
     # --- runs (checked when the value is known) ------------------------------------------
     max_resolved_value_bytes: int = Field(default=256 * KIB, ge=1024)
