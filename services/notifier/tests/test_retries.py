@@ -76,3 +76,28 @@ def test_retry_after_is_honoured_on_429_and_503_only() -> None:
     assert _decide(503, retry_after=7).retry_in == 7
     assert _decide(500, retry_after=7).retry_in == 0.5
     assert _decide(429, retry_after=0).retry_in == 0.5
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["²", "٣", "\uff11\uff12", "-5", "1e400", "12.5", "Tue, 99 Feb 2026 00:00:00 GMT", "\x00"],
+)
+def test_a_retry_after_that_is_not_ascii_delta_seconds_or_a_date_is_unreadable(
+    value: str,
+) -> None:
+    assert parse_retry_after(value, NOW) is None
+
+
+def test_a_huge_retry_after_is_clamped_to_the_schedules_maximum() -> None:
+    retry_after = parse_retry_after("9" * 5000, NOW)
+    assert retry_after is not None
+    assert retry_after > 86400
+    far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW)
+    assert far is not None
+    assert far > 86400
+    schedule = RetrySchedule.parse("0,5,300", jitter=0, max_retry_after=3600)
+    for value in (retry_after, far):
+        got = decide(
+            status_code=503, retry_after=value, position=0, schedule=schedule, rng=random.Random()
+        )
+        assert got == Decision(DeliveryStatus.PENDING, 3600)

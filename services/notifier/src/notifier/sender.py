@@ -109,6 +109,14 @@ class Sender:
             error = f"no response within {self._timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        except Exception as exc:
+            # Anything else the receiver's answer makes go wrong is this attempt's outcome
+            # too: raising would leave the attempt unrecorded, and it would be sent again
+            # each time its lease ends, forever.
+            log.warning(
+                "delivery %s: sending failed unexpectedly", delivery.delivery_id, exc_info=True
+            )
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")[:500]
         duration_ms = round((time.monotonic() - started) * 1000)
 
         decision = decide(
