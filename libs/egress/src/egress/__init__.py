@@ -7,11 +7,14 @@ async with egress.client(policy) as http:      # at send time: resolved, checked
 """
 
 from egress import guard
+from egress.body import ACCEPT_ENCODING, BodyTooLarge, UndecodableBody, read_bounded
 from egress.guard import EgressRefused, Target, UnresolvableHost, check_url, resolve
 from egress.policy import Category, EgressPolicy, EgressSettings, PolicyError
 from egress.transport import GuardedTransport, client
 
 __all__ = [
+    "ACCEPT_ENCODING",
+    "BodyTooLarge",
     "Category",
     "EgressPolicy",
     "EgressRefused",
@@ -19,9 +22,11 @@ __all__ = [
     "GuardedTransport",
     "PolicyError",
     "Target",
+    "UndecodableBody",
     "UnresolvableHost",
     "check_url",
     "client",
     "guard",
+    "read_bounded",
     "resolve",
 ]
