@@ -405,7 +405,10 @@ def test_workflow_run_starts_a_child_run_with_resolved_inputs() -> None:
             version=3,
             inputs={"prompt": "cat", "fixed": 1},
             depth=1,
+            root_run_id=PARENT_ID,
         ),
+        # Without its own timeoutSeconds a child run is bounded by MAX_RUN_TIMEOUT_SECONDS.
+        ScheduleTimer("step_timeout", "brand", 1, T0 + timedelta(days=7)),
     )
     brand = decision.state.steps["brand"]
     assert (brand.status, brand.child_run_id) == (StepStatus.DISPATCHED, child)
@@ -572,13 +575,15 @@ def test_a_child_deeper_than_the_limit_fails_at_start() -> None:
     error = too_deep.state.error
     assert error is not None
     assert error.code == "depth_exceeded"
-    assert error.message.startswith("workflow chain deeper than 5: ")
+    assert error.message.startswith("workflow chain deeper than the limit MAX_CHAIN_DEPTH (5): ")
     assert too_deep.effects == (
         PublishRunEvent("failed"),
         NotifyParent(PARENT_ID, "brand", 2, RunStatus.FAILED, None, error),
     )
     assert custom.state.error is not None
-    assert custom.state.error.message.startswith("workflow chain deeper than 2: ")
+    assert custom.state.error.message.startswith(
+        "workflow chain deeper than the limit MAX_CHAIN_DEPTH (2): "
+    )
     assert too_deep.state.revision == 1
 
 

@@ -19,6 +19,7 @@ Control nodes are interpreted here rather than dispatched to an executor:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,14 +32,29 @@ from pydantic.alias_generators import to_camel
 from workflow.catalog import MapParams, MapTemplate, NodeKind, NodeType, get_node_type
 from workflow.dag import dependencies
 from workflow.definition import Backoff, NodeSpec, WorkflowDefinition
-from workflow.limits import JITTER_MAX, JITTER_MIN, Limits
+from workflow.limits import JITTER_MAX, JITTER_MIN, Limits, exceeded
 from workflow.state import RunStatus, StepStatus, is_terminal, transition
-from workflow.template import ResolutionError, TemplateSyntaxError, resolve
+from workflow.template import ResolutionError, TemplateSyntaxError, ValueTooLarge, resolve
 from workflow.validation import ParamsError, validate_params
 
-# The defaults live in workflow.limits; these names keep the domain's signatures short.
-DEFAULT_STEP_TIMEOUT = Limits.model_fields["default_step_timeout_seconds"].default
-DEFAULT_MAX_DEPTH = Limits.model_fields["max_chain_depth"].default
+# The defaults live in workflow.limits. `model_construct` takes the fields' defaults without
+# reading the environment: the domain sees only the limits its caller passes.
+DEFAULT_LIMITS = Limits.model_construct()
+DEFAULT_STEP_TIMEOUT = DEFAULT_LIMITS.default_step_timeout_seconds
+DEFAULT_MAX_DEPTH = DEFAULT_LIMITS.max_chain_depth
+
+LIMIT_CODES = frozenset(
+    {
+        "value_too_large",
+        "map_too_large",
+        "children_exceeded",
+        "descendants_exceeded",
+        "outputs_too_large",
+        "depth_exceeded",
+    }
+)
+"""Error codes of a refusal by a limit: a run failing because of one carries the code itself
+(not ``step_failed``), up to its root run, so a caller sees which limit stopped it."""
 
 
 class RunModel(BaseModel):
@@ -138,6 +154,13 @@ class RunState(RunModel):
     parent_attempt: int | None = None
     depth: int = 0
     """0 for a run started directly; a child run is one deeper than its parent."""
+    root_run_id: str | None = None
+    """The run started over the API this one descends from; None for that run itself. The
+    descendants budget (``MAX_DESCENDANTS_PER_ROOT``) is kept per root run."""
+
+    @property
+    def root(self) -> str:
+        return self.root_run_id or self.run_id
 
 
 TimerKind = Literal["retry", "step_timeout", "run_timeout", "wait", "watchdog"]
@@ -200,6 +223,8 @@ class StartChildRun:
     """Resolved; to be validated against the child workflow's input schema."""
     depth: int
     """The child's depth: the parent's plus one."""
+    root_run_id: str
+    """The root run whose descendants budget the child is taken from."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +304,7 @@ def new_run_state(
     parent_node_id: str | None = None,
     parent_attempt: int | None = None,
     depth: int = 0,
+    root_run_id: str | None = None,
 ) -> RunState:
     parent = (parent_run_id, parent_node_id, parent_attempt)
     if any(part is not None for part in parent) and any(part is None for part in parent):
@@ -297,7 +323,18 @@ def new_run_state(
         parent_node_id=parent_node_id,
         parent_attempt=parent_attempt,
         depth=depth,
+        root_run_id=root_run_id,
     )
+
+
+def _limits(limits: Limits, default_step_timeout: float | None, max_depth: int | None) -> Limits:
+    """`limits`, with the older keyword arguments (when given) taking precedence."""
+    update: dict[str, Any] = {}
+    if default_step_timeout is not None:
+        update["default_step_timeout_seconds"] = default_step_timeout
+    if max_depth is not None:
+        update["max_chain_depth"] = max_depth
+    return limits.model_copy(update=update) if update else limits
 
 
 def start_run(
@@ -305,10 +342,13 @@ def start_run(
     run: RunState,
     now: datetime,
     *,
-    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
-    max_depth: int = DEFAULT_MAX_DEPTH,
+    default_step_timeout: float | None = None,
+    max_depth: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Decision:
     """Start a queued run: dispatch its ready nodes and schedule its run timeout, if any."""
+    limits = _limits(limits, default_step_timeout, max_depth)
+    max_depth = limits.max_chain_depth
     if run.status is not RunStatus.QUEUED:
         return Decision(run)
     if run.depth > max_depth:
@@ -316,15 +356,14 @@ def start_run(
         if run.parent_run_id is not None:
             where += f" (started by node {run.parent_node_id!r} of run {run.parent_run_id})"
         error = RunError(
-            code="depth_exceeded", message=f"workflow chain deeper than {max_depth}: {where}"
+            code="depth_exceeded",
+            message=f"workflow chain deeper than {exceeded('max_chain_depth', max_depth)}: {where}",
         )
         return _fail(run, run, error, now, ())
     started = run.model_copy(
         update={"status": transition(run.status, RunStatus.RUNNING), "started_at": now}
     )
-    decision = _advance(
-        defn, started, run, now, (PublishRunEvent("started"),), default_step_timeout
-    )
+    decision = _advance(defn, started, run, now, (PublishRunEvent("started"),), limits)
     timeout = _run_timeout(defn, run)
     if timeout is None or is_terminal(decision.state.status):
         return decision
@@ -341,14 +380,17 @@ def step_succeeded(
     outputs: Mapping[str, Any],
     now: datetime,
     *,
-    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    default_step_timeout: float | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Decision:
-    """A dispatched step, map item (``<map id>[<i>]``) or child run finished with ``outputs``."""
+    """A dispatched step, map item (``<map id>[<i>]``) or child run finished with ``outputs``.
+
+    Outputs larger than ``MAX_STEP_OUTPUT_BYTES`` fail the step (``outputs_too_large``).
+    """
+    limits = _limits(limits, default_step_timeout, None)
     map_id, index = _split_item_id(node_id)
     if index is not None:
-        return _item_succeeded(
-            defn, run, map_id, index, attempt, outputs, now, default_step_timeout
-        )
+        return _item_succeeded(defn, run, map_id, index, attempt, outputs, now, limits)
     step = _current_step(run, node_id, attempt)
     if step is None:
         return Decision(run)
@@ -362,6 +404,9 @@ def step_succeeded(
             code="missing_outputs", message=f"finished without output(s): {', '.join(missing)}"
         )
         return _step_attempt_failed(run, node, step, error, now, 1.0, None, ())
+    too_large = _outputs_too_large(outputs, limits)
+    if too_large is not None:
+        return _step_attempt_failed(run, node, step, too_large, now, 1.0, None, ())
     succeeded = step.model_copy(
         update={
             "status": transition(step.status, StepStatus.SUCCEEDED),
@@ -369,7 +414,7 @@ def step_succeeded(
             "finished_at": now,
         }
     )
-    return _advance(defn, _with_step(run, succeeded), run, now, (), default_step_timeout)
+    return _advance(defn, _with_step(run, succeeded), run, now, (), limits)
 
 
 def step_failed(
@@ -381,8 +426,9 @@ def step_failed(
     now: datetime,
     *,
     jitter: float = 1.0,
-    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    default_step_timeout: float | None = None,
     started_at: datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Decision:
     """A dispatched step, map item or child run failed.
 
@@ -390,7 +436,8 @@ def step_failed(
     ``retry.maxAttempts``) puts it in ``retrying`` and schedules a ``retry`` timer after the
     backoff delay times ``jitter``; otherwise the step fails and the run with it.
     ``started_at`` (when the executor began the attempt) goes into the attempt's record.
-    ``default_step_timeout`` is accepted so every decision function takes the same keywords.
+    ``default_step_timeout`` and ``limits`` are accepted so every decision function takes the
+    same keywords.
     """
     map_id, index = _split_item_id(node_id)
     if index is not None:
@@ -439,8 +486,9 @@ def timer_fired(
     now: datetime,
     *,
     jitter: float = 1.0,
-    default_step_timeout: float = DEFAULT_STEP_TIMEOUT,
-    max_depth: int = DEFAULT_MAX_DEPTH,
+    default_step_timeout: float | None = None,
+    max_depth: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Decision:
     """A timer fired. One that no longer matches the run (stale, duplicate) changes nothing.
 
@@ -451,11 +499,10 @@ def timer_fired(
     - ``wait``: the wait step succeeds with ``waited``;
     - ``watchdog``: starts the run if it is still queued; otherwise changes nothing.
     """
+    limits = _limits(limits, default_step_timeout, max_depth)
     if timer.kind == "watchdog":
         if run.status is RunStatus.QUEUED:
-            return start_run(
-                defn, run, now, default_step_timeout=default_step_timeout, max_depth=max_depth
-            )
+            return start_run(defn, run, now, limits=limits)
         return Decision(run)
     if timer.kind == "run_timeout":
         return _run_timed_out(defn, run, now)
@@ -467,20 +514,20 @@ def timer_fired(
     if node is None or step is None:
         return Decision(run)
     if index is not None:
-        return _item_timer_fired(run, node, step, index, timer, now, jitter, default_step_timeout)
+        return _item_timer_fired(run, node, step, index, timer, now, jitter, limits)
     if (
         timer.kind == "retry"
         and step.status is StepStatus.RETRYING
         and step.attempt + 1 == timer.attempt
     ):
-        started = _start_node(run, node, step, _context(run), now, default_step_timeout)
+        started = _start_node(run, node, step, _context(run), now, limits)
         if started.run_error is not None:
             return _fail(_with_step(run, started.step), run, started.run_error, now, ())
         return Decision(_revised(_with_step(run, started.step), run), started.effects)
     if step.status is not StepStatus.DISPATCHED or step.attempt != timer.attempt:
         return Decision(run)
     if timer.kind == "step_timeout" and _has_step_timeout(node):
-        seconds = _step_timeout(node, default_step_timeout)
+        seconds = _step_timeout(node, limits)
         error = StepError(
             code="timeout",
             message=f"node {node.id!r} exceeded its timeout of {_format_seconds(seconds)}s",
@@ -491,7 +538,7 @@ def timer_fired(
             run, node, step, error, now, jitter, None, cancel, redrive_lost=True
         )
     if timer.kind == "wait" and node.type == "wait":
-        params, problem = _dispatch_params(node, _context(run))
+        params, problem = _dispatch_params(node, _context(run), limits)
         if problem is not None:  # resolved when the wait began, so it does again
             return _step_attempt_failed(run, node, step, problem, now, jitter, None, ())
         waited = step.model_copy(
@@ -501,7 +548,7 @@ def timer_fired(
                 "finished_at": now,
             }
         )
-        return _advance(defn, _with_step(run, waited), run, now, (), default_step_timeout)
+        return _advance(defn, _with_step(run, waited), run, now, (), limits)
     return Decision(run)
 
 
@@ -544,7 +591,7 @@ def _advance(
     before: RunState,
     now: datetime,
     effects: tuple[Effect, ...],
-    default_step_timeout: float,
+    limits: Limits,
 ) -> Decision:
     """Dispatch every node that became ready; complete the run when every node succeeded.
 
@@ -563,7 +610,7 @@ def _advance(
             step = run.steps[node.id]
             if step.status is not StepStatus.PENDING or not graph[node.id] <= done:
                 continue
-            started = _start_node(run, node, step, context, now, default_step_timeout)
+            started = _start_node(run, node, step, context, now, limits)
             if started.run_error is not None:
                 steps = {**run.steps, **unstarted, node.id: started.step}
                 failed = run.model_copy(update={"steps": steps})
@@ -573,7 +620,7 @@ def _advance(
             emitted.extend(started.effects)
             progressed = progressed or started.step.status is StepStatus.SUCCEEDED
     if all(step.status is StepStatus.SUCCEEDED for step in run.steps.values()):
-        return _complete(defn, run, before, now, tuple(emitted))
+        return _complete(defn, run, before, now, tuple(emitted), limits)
     return Decision(_revised(run, before), tuple(emitted))
 
 
@@ -583,13 +630,20 @@ def _start_node(
     step: StepState,
     context: Mapping[str, Any],
     now: datetime,
-    default_step_timeout: float,
+    limits: Limits,
 ) -> _Started:
     """Dispatch a pending or retrying step as its next attempt, as its node type asks."""
     node_type = get_node_type(node.type)
     if node_type is not None and node.type == "map":
-        return _start_map(run, node, node_type, step, context, now, default_step_timeout)
-    params, error = _dispatch_params(node, context)
+        return _start_map(run, node, node_type, step, context, now, limits)
+    if node.type == "workflow.run" and children_started(run) >= limits.max_children_per_run:
+        refusal = StepError(
+            code="children_exceeded",
+            message=f"run {run.run_id} already started {children_started(run)} child runs: "
+            f"{exceeded('max_children_per_run', limits.max_children_per_run)}",
+        )
+        return _could_not_start(node, step, refusal, now)
+    params, error = _dispatch_params(node, context, limits)
     if node_type is None or error is not None:
         error = error or StepError(code="unknown_node_type", message=f"unknown {node.type!r}")
         return _could_not_start(node, step, error, now)
@@ -611,12 +665,13 @@ def _start_node(
                 version=params["version"],
                 inputs=params["inputs"],
                 depth=run.depth + 1,
+                root_run_id=run.root,
             )
         )
     else:
         effects.append(DispatchStep(node.id, node.type, attempt, params, node.timeout_seconds))
     if _has_step_timeout(node):
-        due = now + timedelta(seconds=_step_timeout(node, default_step_timeout))
+        due = now + timedelta(seconds=_step_timeout(node, limits))
         effects.append(ScheduleTimer("step_timeout", node.id, attempt, due))
     return _Started(dispatched, tuple(effects))
 
@@ -630,27 +685,65 @@ def _could_not_start(node: NodeSpec, step: StepState, error: StepError, now: dat
     return _Started(_failed_to_dispatch(step, error, now), (), run_error)
 
 
+def children_started(run: RunState) -> int:
+    """Child runs this run has started: one per dispatched attempt of a ``workflow.run`` step
+    (retries included). Map items never start child runs (a map's template is executable)."""
+    return sum(step.attempt for step in run.steps.values() if step.child_run_id is not None)
+
+
 def _dispatch_params(
-    node: NodeSpec, context: Mapping[str, Any]
+    node: NodeSpec, context: Mapping[str, Any], limits: Limits
 ) -> tuple[dict[str, Any], StepError | None]:
     node_type = get_node_type(node.type)
     if node_type is None:
         return {}, StepError(code="unknown_node_type", message=f"unknown node type {node.type!r}")
-    return _resolved_params(node_type, node.params, context)
+    return _resolved_params(node_type, node.params, context, limits)
 
 
 def _resolved_params(
-    node_type: NodeType, params: Mapping[str, Any], context: Mapping[str, Any]
+    node_type: NodeType, params: Mapping[str, Any], context: Mapping[str, Any], limits: Limits
 ) -> tuple[dict[str, Any], StepError | None]:
+    limit = limits.max_resolved_value_bytes
     try:
-        resolved = resolve(params, context)
+        # Bounded while resolving: many references to a large value stop at the limit
+        # instead of building the whole (possibly gigabytes large) result first.
+        resolved = resolve(params, context, max_bytes=limit)
+    except ValueTooLarge:
+        return {}, _value_too_large(limit)
     except (ResolutionError, TemplateSyntaxError) as exc:
         return {}, StepError(code="params_unresolvable", message=str(exc))
     try:
         model = validate_params(node_type, resolved)
     except ParamsError as exc:
         return {}, _invalid(exc)
-    return model.model_dump(mode="json", by_alias=True), None
+    dumped = model.model_dump(mode="json", by_alias=True)
+    # The resolution's count is an estimate (it skips JSON escapes); this is the exact size.
+    if json_size(dumped) > limit:
+        return {}, _value_too_large(limit)
+    return dumped, None
+
+
+def _value_too_large(limit: int) -> StepError:
+    return StepError(
+        code="value_too_large",
+        message=f"params resolve to more bytes than {exceeded('max_resolved_value_bytes', limit)}",
+    )
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: how limits on values measure them."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _outputs_too_large(outputs: Mapping[str, Any], limits: Limits) -> StepError | None:
+    size = json_size(outputs)
+    if size <= limits.max_step_output_bytes:
+        return None
+    return StepError(
+        code="outputs_too_large",
+        message=f"finished with {size} bytes of outputs, more than "
+        f"{exceeded('max_step_output_bytes', limits.max_step_output_bytes)}",
+    )
 
 
 def _invalid(exc: ParamsError) -> StepError:
@@ -697,24 +790,37 @@ def _step_attempt_failed(
         return Decision(_revised(_with_step(run, retrying), run), (*effects, timer))
     failed = _cancel_items(_failed(step, error, record, now), now)
     run_error = RunError(
-        code="step_failed",
+        code=_run_error_code(error),
         message=_failure_message(node.id, node.type, step.attempt, error),
         node_id=node.id,
     )
     return _fail(_with_step(run, failed), run, run_error, now, effects)
 
 
+def _run_error_code(error: StepError) -> str:
+    """A step's failure fails its run as ``step_failed``, unless a limit refused it."""
+    return error.code if error.code in LIMIT_CODES else "step_failed"
+
+
 def _has_step_timeout(node: NodeSpec) -> bool:
-    """Executable steps always time out (by default after ``default_step_timeout``); control
-    steps only with their own ``timeoutSeconds`` (a map's bounds all its items together)."""
+    """Executable steps always time out (by default after ``DEFAULT_STEP_TIMEOUT_SECONDS``),
+    and so does a ``workflow.run`` (by default after ``MAX_RUN_TIMEOUT_SECONDS``: a child run
+    that never ends must not hold its parent forever); other control steps only with their own
+    ``timeoutSeconds`` (a map's bounds all its items together)."""
     node_type = get_node_type(node.type)
-    return node.timeout_seconds is not None or (
-        node_type is not None and node_type.kind is NodeKind.EXECUTABLE
+    return (
+        node.timeout_seconds is not None
+        or node.type == "workflow.run"
+        or (node_type is not None and node_type.kind is NodeKind.EXECUTABLE)
     )
 
 
-def _step_timeout(node: NodeSpec, default_step_timeout: float) -> float:
-    return node.timeout_seconds if node.timeout_seconds is not None else default_step_timeout
+def _step_timeout(node: NodeSpec, limits: Limits) -> float:
+    if node.timeout_seconds is not None:
+        return node.timeout_seconds
+    if node.type == "workflow.run":
+        return limits.max_run_timeout_seconds
+    return limits.default_step_timeout_seconds
 
 
 def _failure_message(name: str, node_type: str, attempts: int, error: StepError) -> str:
@@ -732,7 +838,7 @@ def _start_map(
     step: StepState,
     context: Mapping[str, Any],
     now: datetime,
-    default_step_timeout: float,
+    limits: Limits,
 ) -> _Started:
     """Resolve the items and dispatch the first ``concurrency`` of them (none: done at once).
 
@@ -740,7 +846,10 @@ def _start_map(
     """
     own = {name: value for name, value in node.params.items() if name != "node"}
     try:
-        resolved = resolve(own, context)
+        # The items are kept in the run's state: bounded like any resolved value.
+        resolved = resolve(own, context, max_bytes=limits.max_resolved_value_bytes)
+    except ValueTooLarge:
+        return _could_not_start(node, step, _value_too_large(limits.max_resolved_value_bytes), now)
     except (ResolutionError, TemplateSyntaxError) as exc:
         error = StepError(code="params_unresolvable", message=str(exc))
         return _could_not_start(node, step, error, now)
@@ -761,17 +870,26 @@ def _start_map(
             message=f"a map template must be an executable node type, not {params.node.type!r}",
         )
         return _could_not_start(node, step, error, now)
+    if len(params.items) > limits.max_map_items:
+        error = StepError(
+            code="map_too_large",
+            message=f"map over {len(params.items)} items, more than "
+            f"{exceeded('max_map_items', limits.max_map_items)}",
+        )
+        return _could_not_start(node, step, error, now)
     attempt = step.attempt + 1
     dispatched = _dispatched(step, attempt, now).model_copy(
         update={
             "items_total": len(params.items),
-            "concurrency": params.concurrency,
+            # Clamped rather than refused: a smaller limit than the catalog's bound must not
+            # break definitions registered before it was set.
+            "concurrency": min(params.concurrency, limits.max_map_concurrency),
             "items": [MapItemState(index=i, item=item) for i, item in enumerate(params.items)],
         }
     )
     if not params.items:
         return _Started(_map_completed(dispatched, template_type, now))
-    filled = _fill_map(run, node, params.node, dispatched, context, now, default_step_timeout)
+    filled = _fill_map(run, node, params.node, dispatched, context, now, limits)
     if filled.run_error is not None or node.timeout_seconds is None:
         return filled
     due = now + timedelta(seconds=node.timeout_seconds)
@@ -786,7 +904,7 @@ def _fill_map(
     step: StepState,
     context: Mapping[str, Any],
     now: datetime,
-    default_step_timeout: float,
+    limits: Limits,
 ) -> _Started:
     """Dispatch pending items, in order, while fewer than ``concurrency`` are in flight."""
     items = list(step.items or ())
@@ -797,9 +915,7 @@ def _fill_map(
             break
         if item.status is not StepStatus.PENDING:
             continue
-        started, item_effects, error = _start_item(
-            node, template, item, context, now, default_step_timeout
-        )
+        started, item_effects, error = _start_item(node, template, item, context, now, limits)
         items[position] = started
         if error is not None:
             return _map_item_failed(node, step, template, started, now, could_not_start=True)
@@ -814,17 +930,21 @@ def _start_item(
     item: MapItemState,
     context: Mapping[str, Any],
     now: datetime,
-    default_step_timeout: float,
+    limits: Limits,
 ) -> tuple[MapItemState, tuple[Effect, ...], StepError | None]:
     """Dispatch a pending or retrying item as its next attempt."""
     template_type = _template_type(template)
-    params, error = _resolved_params(template_type, template.params, {**context, "item": item.item})
+    params, error = _resolved_params(
+        template_type, template.params, {**context, "item": item.item}, limits
+    )
     if error is not None:
         return _failed_to_dispatch(item, error, now), (), error
     attempt = item.attempt + 1
     name = item_node_id(node.id, item.index)
     timeout = (
-        template.timeout_seconds if template.timeout_seconds is not None else default_step_timeout
+        template.timeout_seconds
+        if template.timeout_seconds is not None
+        else limits.default_step_timeout_seconds
     )
     effects = (
         DispatchStep(name, template.type, attempt, params, template.timeout_seconds),
@@ -841,7 +961,7 @@ def _item_succeeded(
     attempt: int,
     outputs: Mapping[str, Any],
     now: datetime,
-    default_step_timeout: float,
+    limits: Limits,
 ) -> Decision:
     found = _current_item(defn, run, map_id, index, attempt)
     if found is None:
@@ -855,6 +975,9 @@ def _item_succeeded(
             code="missing_outputs", message=f"finished without output(s): {', '.join(missing)}"
         )
         return _item_attempt_failed(run, node, step, item, error, now, 1.0, None, ())
+    too_large = _outputs_too_large(outputs, limits)
+    if too_large is not None:
+        return _item_attempt_failed(run, node, step, item, too_large, now, 1.0, None, ())
     succeeded = item.model_copy(
         update={
             "status": transition(item.status, StepStatus.SUCCEEDED),
@@ -865,8 +988,8 @@ def _item_succeeded(
     step = _with_item(step, succeeded)
     if all(item.status is StepStatus.SUCCEEDED for item in step.items or ()):
         completed = _map_completed(step, template_type, now)
-        return _advance(defn, _with_step(run, completed), run, now, (), default_step_timeout)
-    filled = _fill_map(run, node, template, step, _context(run), now, default_step_timeout)
+        return _advance(defn, _with_step(run, completed), run, now, (), limits)
+    filled = _fill_map(run, node, template, step, _context(run), now, limits)
     if filled.run_error is not None:
         return _fail(_with_step(run, filled.step), run, filled.run_error, now, ())
     return Decision(_revised(_with_step(run, filled.step), run), filled.effects)
@@ -906,7 +1029,7 @@ def _item_timer_fired(
     timer: Timer,
     now: datetime,
     jitter: float,
-    default_step_timeout: float,
+    limits: Limits,
 ) -> Decision:
     if step.status is not StepStatus.DISPATCHED or not step.items or index >= len(step.items):
         return Decision(run)
@@ -917,9 +1040,7 @@ def _item_timer_fired(
         and item.status is StepStatus.RETRYING
         and item.attempt + 1 == timer.attempt
     ):
-        started, effects, error = _start_item(
-            node, template, item, _context(run), now, default_step_timeout
-        )
+        started, effects, error = _start_item(node, template, item, _context(run), now, limits)
         if error is not None:
             outcome = _map_item_failed(node, step, template, started, now, could_not_start=True)
             assert outcome.run_error is not None
@@ -933,7 +1054,7 @@ def _item_timer_fired(
         seconds = (
             template.timeout_seconds
             if template.timeout_seconds is not None
-            else default_step_timeout
+            else limits.default_step_timeout_seconds
         )
         name = item_node_id(node.id, index)
         error = StepError(
@@ -973,7 +1094,7 @@ def _map_item_failed(
         )
     else:
         run_error = RunError(
-            code="step_failed",
+            code=_run_error_code(error),
             message=_failure_message(name, template.type, item.attempt, error),
             node_id=node.id,
         )
@@ -1145,9 +1266,18 @@ def _complete(
     before: RunState,
     now: datetime,
     effects: tuple[Effect, ...],
+    limits: Limits,
 ) -> Decision:
+    limit = limits.max_run_state_bytes
     try:
-        outputs = resolve(defn.outputs, _context(run))
+        # Bounded: the outputs become part of the run's state and of its events.
+        outputs = resolve(defn.outputs, _context(run), max_bytes=limit)
+    except ValueTooLarge:
+        error = RunError(
+            code="outputs_too_large",
+            message=f"workflow outputs are larger than {exceeded('max_run_state_bytes', limit)}",
+        )
+        return _fail(run, before, error, now, effects)
     except (ResolutionError, TemplateSyntaxError) as exc:
         error = RunError(code="outputs_unresolvable", message=f"workflow outputs: {exc}")
         return _fail(run, before, error, now, effects)
@@ -1162,6 +1292,22 @@ def _complete(
         _revised(completed, before),
         (*effects, PublishRunEvent("completed"), *_notify_parent(completed)),
     )
+
+
+def run_too_large(
+    run: RunState, now: datetime, size: int, limits: Limits = DEFAULT_LIMITS
+) -> Decision:
+    """A decision would have made the state of ``run`` ``size`` bytes, over
+    ``MAX_RUN_STATE_BYTES``: fail the run as it was before that decision (that state fits)
+    instead, so every event about the run still fits one Kafka message."""
+    if is_terminal(run.status):
+        return Decision(run)
+    error = RunError(
+        code="outputs_too_large",
+        message=f"the run's state would grow to {size} bytes, more than "
+        f"{exceeded('max_run_state_bytes', limits.max_run_state_bytes)}",
+    )
+    return _fail(run, run, error, now, ())
 
 
 def _fail(

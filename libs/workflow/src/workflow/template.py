@@ -62,6 +62,14 @@ class ResolutionError(TemplateError):
         self.reason = reason
 
 
+class ValueTooLarge(TemplateError):
+    """Resolving would build a value larger than the caller's ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"the resolved value is larger than {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
 Part: TypeAlias = str | Reference
 
 
@@ -122,25 +130,106 @@ def find_references(value: Any) -> list[Reference]:
     return []
 
 
-def resolve(value: Any, context: Mapping[str, Any]) -> Any:
+def resolve(value: Any, context: Mapping[str, Any], *, max_bytes: int | None = None) -> Any:
     """Replace references with values from ``context`` (keys inputs, nodes and maybe item).
 
     A string that is exactly one reference becomes the referenced value, keeping its type;
     references inside longer strings are interpolated as text.
+
+    With ``max_bytes``, the result's size as compact JSON is counted while resolving, and
+    :class:`ValueTooLarge` is raised as soon as the count passes it: the work done is bounded
+    by ``max_bytes`` (plus the text of ``value``), however many references point at however
+    large a value. The count skips JSON escapes, so it can be below the exact size; a caller
+    that needs the exact size measures the (now bounded) result.
     """
+    budget = _Budget(max_bytes) if max_bytes is not None else None
+    return _resolve(value, context, budget)
+
+
+class _Budget:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.left = max_bytes
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise ValueTooLarge(self.max_bytes)
+
+    def spend_value(self, value: Any) -> None:
+        """Spend a referenced value's size, walking it no further than the budget left."""
+        self.spend(_json_size(value, self.left + 1))
+
+
+def _resolve(value: Any, context: Mapping[str, Any], budget: _Budget | None) -> Any:
     if isinstance(value, str):
         parts = parse(value)
         if len(parts) == 1 and isinstance(parts[0], Reference):
-            return lookup(parts[0], context)
-        return "".join(
-            _as_text(lookup(part, context)) if isinstance(part, Reference) else part
-            for part in parts
-        )
+            found = lookup(parts[0], context)
+            if budget is not None:
+                budget.spend_value(found)
+            return found
+        if budget is not None:
+            budget.spend(2)
+        texts: list[str] = []
+        for part in parts:
+            if isinstance(part, Reference):
+                found = lookup(part, context)
+                if budget is not None:
+                    # Measured before `_as_text` builds the text of a large value.
+                    budget.spend_value(found)
+                texts.append(_as_text(found))
+            else:
+                if budget is not None:
+                    budget.spend(_str_size(part))
+                texts.append(part)
+        return "".join(texts)
     if isinstance(value, Mapping):
-        return {key: resolve(item, context) for key, item in value.items()}
+        if budget is not None:
+            budget.spend(2 + sum(_str_size(str(key)) + 4 for key in value))
+        return {key: _resolve(item, context, budget) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [resolve(item, context) for item in value]
+        if budget is not None:
+            budget.spend(2 + len(value))
+        return [_resolve(item, context, budget) for item in value]
+    if budget is not None:
+        budget.spend_value(value)
     return value
+
+
+def _str_size(text: str) -> int:
+    """UTF-8 bytes of ``text`` (without JSON quotes and escapes)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _json_size(value: Any, cap: int) -> int:
+    """About the bytes of ``value`` as compact JSON, or any number above ``cap`` once the
+    count passes it: each node visited adds at least one byte, so at most ``cap`` are."""
+    size = 0
+    stack = [value]
+    while stack and size <= cap:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += _str_size(item) + 2
+        elif isinstance(item, Mapping):
+            size += 2 + len(item)
+            if size > cap:  # before walking a huge container: every entry costs a byte
+                break
+            for key, nested in item.items():
+                size += _str_size(str(key)) + 3
+                stack.append(nested)
+        elif isinstance(item, list | tuple):
+            size += 2 + len(item)
+            if size > cap:
+                break
+            stack.extend(item)
+        elif item is None or isinstance(item, bool):
+            size += 4
+        elif isinstance(item, int | float):
+            size += len(repr(item))
+        else:
+            size += len(str(item))
+    return size
 
 
 def lookup(reference: Reference, context: Mapping[str, Any]) -> Any:
