@@ -86,6 +86,10 @@ class Limits(BaseSettings):
     """Levels of `workflow.run` below a run started over the API."""
     max_message_attempts: int = Field(default=5, ge=1, le=100)
     """Tries of one Kafka message before it is dead-lettered (and its run failed)."""
+    message_attempt_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    """One try of an orchestrator message: a try still running then counts as failed, so a
+    message holds its partition at most MAX_MESSAGE_ATTEMPTS tries of this plus the pauses
+    between them (0.5 s doubling, at most 30 s each: 7.5 s in all for 5 tries)."""
 
     # --- what the executor fetches and decodes -------------------------------------------
     max_http_response_bytes: int = Field(default=1 * MIB, ge=1024)
