@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from workflow.definition import RetryPolicy
+from workflow.limits import Limits
 
 ASSET_REF_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
@@ -156,7 +157,10 @@ class HttpRequestParams(NodeParams):
     """Sent as JSON when set."""
 
 
-WAIT_MAX_SECONDS = 7 * 24 * 3600
+WAIT_MAX_SECONDS: float = Limits.model_fields["max_wait_node_seconds"].default
+"""The default of MAX_WAIT_NODE_SECONDS: the bound on a resolved ``seconds`` (a configured
+lower limit is checked at registration, where the value is literal)."""
+MAP_MAX_CONCURRENCY: int = Limits.model_fields["max_map_concurrency"].default
 
 
 class WaitParams(NodeParams):
@@ -180,13 +184,13 @@ class MapTemplate(NodeParams):
     params: dict[str, Any] = {}
     retry: RetryPolicy | None = None
     """Each item is retried on its own with this policy."""
-    timeout_seconds: float | None = Field(None, gt=0)
+    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
 class MapParams(NodeParams):
     items: Any
     """The list to map over, usually a reference such as ``{{ inputs.formats }}``."""
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(4, ge=1, le=MAP_MAX_CONCURRENCY)
     """How many items run at once."""
     node: MapTemplate
 

@@ -44,7 +44,7 @@ class NodeSpec(DefinitionModel):
     type: str = Field(min_length=1)
     params: dict[str, Any] = {}
     retry: RetryPolicy | None = None
-    timeout_seconds: float | None = Field(None, gt=0)
+    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
 def _object_schema() -> dict[str, Any]:
@@ -55,10 +55,12 @@ class WorkflowDefinition(DefinitionModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
     input_schema: dict[str, Any] = Field(default_factory=_object_schema)
-    nodes: list[NodeSpec] = Field(min_length=1, max_length=200)
+    nodes: list[NodeSpec] = Field(min_length=1)
+    """At most ``MAX_NODES``: a configured limit, so `validation.parse_definition` checks it
+    (on the raw document, before this model is built) rather than a fixed bound here."""
     outputs: dict[str, str] = {}
     """Output name → template string, e.g. ``{{ nodes.square.image }}``."""
-    timeout_seconds: float | None = Field(None, gt=0)
+    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
 
     def node(self, node_id: str) -> NodeSpec | None:
         return next((node for node in self.nodes if node.id == node_id), None)

@@ -5,7 +5,11 @@ Every check reports every problem it finds, each with a JSON pointer to where it
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -13,6 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import (
     ValidationError as SchemaValidationError,
 )
+from jsonschema.protocols import Validator
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
@@ -20,7 +25,12 @@ from pydantic_core import ErrorDetails
 from workflow.catalog import CATALOG, NodeKind, NodeType, WorkflowRunParams, get_node_type
 from workflow.dag import describe_cycle, find_cycles
 from workflow.definition import WorkflowDefinition
+from workflow.limits import Limits, exceeded
+from workflow.schema_safety import safe_validator, schema_problems
 from workflow.template import Reference, TemplateSyntaxError, find_references
+
+_DEFAULTS = Limits.model_construct()
+"""Every limit at its default, without reading the environment (for callers with no settings)."""
 
 
 class Problem(BaseModel):
@@ -44,18 +54,55 @@ def pointer(*parts: str | int) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def parse_definition(raw: Mapping[str, Any]) -> tuple[WorkflowDefinition | None, list[Problem]]:
-    """Build the definition model, then validate it; the model is None if it could not be built."""
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: how every size limit measures a value."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def definition_size_problem(raw: Any, limits: Limits = _DEFAULTS) -> Problem | None:
+    """A definition too large to look at further (the ingress answers it with a 413)."""
+    size = json_size(raw)
+    if size <= limits.max_definition_bytes:
+        return None
+    return Problem(
+        path="",
+        message=f"the definition is {size} bytes as compact JSON, over"
+        f" {exceeded('max_definition_bytes', limits.max_definition_bytes)}",
+    )
+
+
+def parse_definition(
+    raw: Mapping[str, Any], limits: Limits = _DEFAULTS
+) -> tuple[WorkflowDefinition | None, list[Problem]]:
+    """Build the definition model, then validate it; the model is None if it could not be built.
+
+    The size and the node count are checked on the raw document, before any model is built.
+    """
+    too_large = definition_size_problem(raw, limits)
+    if too_large is not None:
+        return None, [too_large]
+    nodes = raw.get("nodes")
+    if isinstance(nodes, list) and len(nodes) > limits.max_nodes:
+        return None, [
+            Problem(
+                path="/nodes",
+                message=f"{len(nodes)} nodes is over {exceeded('max_nodes', limits.max_nodes)}",
+            )
+        ]
     try:
         defn = WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
         return None, _pydantic_problems(exc.errors(), "", None)
-    return defn, validate_definition(defn)
+    return defn, validate_definition(defn, limits)
 
 
-def validate_definition(defn: WorkflowDefinition) -> list[Problem]:
+def validate_definition(defn: WorkflowDefinition, limits: Limits = _DEFAULTS) -> list[Problem]:
+    limit_problems = list(_limit_problems(defn, limits))
+    schema_too_large = any(p.path == "/inputSchema" for p in limit_problems)
     return [
-        *_input_schema_problems(defn.input_schema),
+        *limit_problems,
+        # A schema over its size limit is not evaluated further: that is what the limit bounds.
+        *([] if schema_too_large else _input_schema_problems(defn.input_schema, limits)),
         *_duplicate_id_problems(defn),
         *_node_problems(defn),
         *_cycle_problems(defn),
@@ -63,13 +110,41 @@ def validate_definition(defn: WorkflowDefinition) -> list[Problem]:
     ]
 
 
-def validate_inputs(schema: Mapping[str, Any], inputs: Any) -> list[Problem]:
-    """Check run inputs against the workflow's input schema (formats checked)."""
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+def validate_inputs(
+    schema: Mapping[str, Any], inputs: Any, limits: Limits = _DEFAULTS
+) -> list[Problem]:
+    """Check run inputs against the workflow's input schema (formats checked).
+
+    Patterns run on RE2 and ``uniqueItems`` hashes (see ``workflow.schema_safety``); a schema
+    stored before those checks existed that is unsafe to evaluate is refused, not evaluated.
+    CPU-bound: callers on an event loop run it in a worker thread.
+    """
+    unsafe, validator = _vetted_validator(
+        json.dumps(schema, sort_keys=True), limits.max_schema_expansion
+    )
+    if unsafe:
+        return [
+            Problem(path="/inputs", message=f"the workflow's input schema cannot be evaluated: {m}")
+            for m in unsafe
+        ]
+    assert validator is not None
     problems = {
         problem for error in validator.iter_errors(inputs) for problem in _input_problems(error)
     }
     return sorted(problems, key=lambda p: (p.path, p.message))
+
+
+@lru_cache(maxsize=256)
+def _vetted_validator(
+    schema_json: str, max_expansion: int
+) -> tuple[tuple[str, ...], Validator | None]:
+    """One safety check and one validator per distinct schema (keyed by its sorted JSON)."""
+    schema = json.loads(schema_json)
+    limits = Limits.model_construct(max_schema_expansion=max_expansion)
+    unsafe = tuple(
+        f"{pointer(*path) or '/'}: {message}" for path, message in schema_problems(schema, limits)
+    )
+    return unsafe, None if unsafe else safe_validator(schema)
 
 
 def validate_params(
@@ -168,7 +243,123 @@ def _describe_chain(chain: Sequence[WorkflowRef]) -> str:
     )
 
 
-def _input_schema_problems(schema: Mapping[str, Any]) -> list[Problem]:
+def _limit_problems(defn: WorkflowDefinition, limits: Limits) -> Iterator[Problem]:
+    """The limits on work knowable from the definition alone (run-time sizes are checked
+    again when known: references resolve to values registration cannot see)."""
+    schema_size = json_size(defn.input_schema)
+    if schema_size > limits.max_input_schema_bytes:
+        yield Problem(
+            path="/inputSchema",
+            message=f"the input schema is {schema_size} bytes as compact JSON, over"
+            f" {exceeded('max_input_schema_bytes', limits.max_input_schema_bytes)}",
+        )
+    yield from _timeout_problem(
+        defn.timeout_seconds, ("timeoutSeconds",), "max_run_timeout_seconds", limits
+    )
+    if len(defn.nodes) > limits.max_nodes:
+        yield Problem(
+            path="/nodes",
+            message=f"{len(defn.nodes)} nodes is over {exceeded('max_nodes', limits.max_nodes)}",
+        )
+    references = 0
+    for index, node in enumerate(defn.nodes):
+        yield from _timeout_problem(
+            node.timeout_seconds,
+            ("nodes", index, "timeoutSeconds"),
+            "max_timeout_seconds",
+            limits,
+        )
+        references += sum(_count_references(value) for value in node.params.values())
+        params_size = json_size(node.params)
+        if params_size > limits.max_resolved_value_bytes:
+            yield Problem(
+                path=pointer("nodes", index, "params"),
+                message=f"the params are {params_size} bytes as compact JSON before any"
+                f" reference is resolved, over"
+                f" {exceeded('max_resolved_value_bytes', limits.max_resolved_value_bytes)}",
+            )
+        if node.type == "wait":
+            yield from _at_most(
+                node.params.get("seconds"),
+                ("nodes", index, "params", "seconds"),
+                "max_wait_node_seconds",
+                limits,
+            )
+        if node.type == "map":
+            yield from _map_limit_problems(node.params, index, limits)
+    references += sum(_count_references(template) for template in defn.outputs.values())
+    if references > limits.max_template_references:
+        yield Problem(
+            path="/nodes",
+            message=f"the definition has {references} {{{{ … }}}} references, over"
+            f" {exceeded('max_template_references', limits.max_template_references)}",
+        )
+
+
+def _map_limit_problems(params: Mapping[str, Any], index: int, limits: Limits) -> Iterator[Problem]:
+    items = params.get("items")
+    if isinstance(items, list) and len(items) > limits.max_map_items:
+        yield Problem(
+            path=pointer("nodes", index, "params", "items"),
+            message=f"{len(items)} items is over {exceeded('max_map_items', limits.max_map_items)}",
+        )
+    yield from _at_most(
+        params.get("concurrency"),
+        ("nodes", index, "params", "concurrency"),
+        "max_map_concurrency",
+        limits,
+    )
+    template = params.get("node")
+    if isinstance(template, Mapping):
+        timeout = template.get("timeoutSeconds", template.get("timeout_seconds"))
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            yield from _timeout_problem(
+                float(timeout),
+                ("nodes", index, "params", "node", "timeoutSeconds"),
+                "max_timeout_seconds",
+                limits,
+            )
+
+
+def _timeout_problem(
+    seconds: float | None, where: tuple[str | int, ...], limit: str, limits: Limits
+) -> Iterator[Problem]:
+    if seconds is None:
+        return
+    if not math.isfinite(seconds):
+        yield Problem(path=pointer(*where), message="must be a finite number of seconds")
+    else:
+        yield from _at_most(seconds, where, limit, limits)
+
+
+def _at_most(
+    value: Any, where: tuple[str | int, ...], limit: str, limits: Limits
+) -> Iterator[Problem]:
+    """A literal number over a configured maximum (a reference is checked once resolved)."""
+    maximum = getattr(limits, limit)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > maximum:
+        yield Problem(path=pointer(*where), message=f"{value:g} is over {exceeded(limit, maximum)}")
+
+
+def _count_references(value: Any) -> int:
+    """``{{ … }}`` references in every string inside ``value`` (syntax errors count none:
+    they are reported where they are written)."""
+    count = 0
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            if "{{" in current:
+                with contextlib.suppress(TemplateSyntaxError):
+                    count += len(find_references(current))
+        elif isinstance(current, Mapping):
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return count
+
+
+def _input_schema_problems(schema: Mapping[str, Any], limits: Limits) -> list[Problem]:
     meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
     problems = [
         Problem(
@@ -178,6 +369,12 @@ def _input_schema_problems(schema: Mapping[str, Any]) -> list[Problem]:
         for error in meta.iter_errors(schema)
     ]
     problems.extend(_unresolvable_ref_problems(schema, schema, ("inputSchema",)))
+    if not problems:
+        # Only a well-formed schema is walked for what would make it unsafe to evaluate.
+        problems.extend(
+            Problem(path=pointer("inputSchema", *path), message=message)
+            for path, message in schema_problems(schema, limits)
+        )
     if schema.get("type", "object") != "object":
         problems.append(
             Problem(
