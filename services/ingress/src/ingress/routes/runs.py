@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -16,13 +17,15 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import DuplicateKeyError
 from runview import from_event_data
+from starlette.concurrency import run_in_threadpool
 from storage.idempotency import IdempotencyRecord
 from storage.ids import time_ordered_id
 from storage.runs import RunRecord
+from workflow.limits import Limits, exceeded
 from workflow.run import new_run_state
 from workflow.state import RunStatus as DomainStatus
 from workflow.state import is_terminal
-from workflow.validation import validate_inputs
+from workflow.validation import json_size, validate_inputs
 
 from ingress.auth import TenantId
 from ingress.body import parse, read_json
@@ -56,21 +59,50 @@ def _body_hash(workflow_id: str, raw: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _timeout(body: RunRequest, cancel_after: str | None) -> float | None:
+def _timeout(body: RunRequest, cancel_after: str | None, limits: Limits) -> float | None:
+    """The run's timeout: finite, positive and at most MAX_RUN_TIMEOUT_SECONDS (422 else)."""
+    maximum = limits.max_run_timeout_seconds
     if cancel_after is None:
+        if body.timeout_seconds is not None and not body.timeout_seconds <= maximum:
+            raise ProblemError(
+                422,
+                f"timeoutSeconds is over {exceeded('max_run_timeout_seconds', maximum)}",
+                kind="invalid-request",
+                errors=[ProblemItem(path="/timeoutSeconds", message="too large")],
+            )
         return body.timeout_seconds
     try:
-        seconds = float(cancel_after.rstrip("s"))
+        seconds = float(cancel_after.strip().removesuffix("s"))
     except ValueError:
-        seconds = -1
-    if not 0 < seconds <= 7 * 24 * 3600:
+        seconds = math.nan  # refused below, like every non-finite value
+    if not 0 < seconds <= maximum:  # False for NaN and infinity too
         raise ProblemError(
             422,
-            "Cancel-After must be a number of seconds between 0 and 604800",
+            f"Cancel-After must be a number of seconds above 0 and at most"
+            f" {exceeded('max_run_timeout_seconds', maximum)}",
             kind="invalid-request",
             errors=[ProblemItem(path="/headers/Cancel-After", message="invalid duration")],
         )
     return seconds
+
+
+def _size_problems(body: RunRequest, limits: Limits) -> list[ProblemItem]:
+    """`inputs` and `metadata` over their limits: each must fit, with the rest of the run,
+    one Kafka message and one stored document."""
+    problems = []
+    for name, value, limit in (
+        ("inputs", body.inputs, "max_inputs_bytes"),
+        ("metadata", body.metadata, "max_metadata_bytes"),
+    ):
+        size, maximum = json_size(value), getattr(limits, limit)
+        if size > maximum:
+            problems.append(
+                ProblemItem(
+                    path=f"/{name}",
+                    message=f"{size} bytes as compact JSON is over {exceeded(limit, maximum)}",
+                )
+            )
+    return problems
 
 
 @router.post(
@@ -91,9 +123,17 @@ async def run_workflow(
     `Prefer: respond-async` answers 202 at once. The same `Idempotency-Key` with the same body
     returns the same run; with another body it is a 422. `Cancel-After: <seconds>` (or
     `timeoutSeconds` in the body) fails the run when it runs longer."""
-    raw = await read_json(request, runtime.settings.max_body_bytes)
+    raw = await read_json(request, runtime.settings)
     body = parse(RunRequest, raw)
-    timeout_seconds = _timeout(body, cancel_after)
+    too_large = _size_problems(body, runtime.settings)
+    if too_large:
+        raise ProblemError(
+            413,
+            "; ".join(f"{p.path}: {p.message}" for p in too_large),
+            kind="too-large",
+            errors=too_large,
+        )
+    timeout_seconds = _timeout(body, cancel_after, runtime.settings)
     workflow = (
         await runtime.cached_workflows.get(tenant_id, workflow_id, body.version)
         if body.version is not None
@@ -103,7 +143,11 @@ async def run_workflow(
         which = f" version {body.version}" if body.version is not None else ""
         raise ProblemError(404, f"no workflow {workflow_id!r}{which}", kind="not-found")
     defn = runtime.definitions.of(workflow)
-    problems = validate_inputs(defn.input_schema, body.inputs)
+    # Evaluating a tenant's schema is CPU work (bounded: RE2 patterns, hashed uniqueItems,
+    # vetted $refs): off the event loop, so other requests are answered meanwhile.
+    problems = await run_in_threadpool(
+        validate_inputs, defn.input_schema, body.inputs, runtime.settings
+    )
     if problems:
         raise ProblemError(
             422,

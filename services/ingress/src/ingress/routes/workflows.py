@@ -8,9 +8,16 @@ from typing import Annotated
 
 from contracts.api import ProblemItem, WorkflowList, WorkflowResource
 from fastapi import APIRouter, Path, Request, Response
+from starlette.concurrency import run_in_threadpool
 from storage.workflows import WorkflowRecord
 from workflow.definition import WorkflowDefinition, canonical_json, definition_hash
-from workflow.validation import Problem, chain_references, find_chain_cycles, parse_definition
+from workflow.validation import (
+    Problem,
+    chain_references,
+    definition_size_problem,
+    find_chain_cycles,
+    parse_definition,
+)
 
 from ingress.auth import TenantId
 from ingress.body import read_json
@@ -54,10 +61,16 @@ async def register_workflow(
 ) -> WorkflowResource:
     """Register a definition. A changed one becomes a new immutable version (201); an identical
     one returns the current version (200)."""
-    raw = await read_json(request, runtime.settings.max_body_bytes)
+    limits = runtime.settings
+    raw = await read_json(request, limits)
     if not isinstance(raw, dict):
         raise ProblemError(422, "the definition must be a JSON object", kind="invalid-definition")
-    defn, problems = parse_definition(raw)
+    too_large = definition_size_problem(raw, limits)
+    if too_large is not None:
+        raise ProblemError(413, too_large.message, kind="definition-too-large")
+    # Validation walks a tenant's document and compiles its schema: CPU work kept off the
+    # event loop, so other requests (and /healthz) are answered meanwhile.
+    defn, problems = await run_in_threadpool(parse_definition, raw, limits)
     if defn is not None and not problems:
         problems = await _chain_problems(runtime, tenant_id, workflow_id, defn)
     if defn is None or problems:
