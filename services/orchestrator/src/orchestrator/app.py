@@ -14,6 +14,7 @@ from bus.startup import kafka_ready, require
 from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from storage import mongo
+from storage.budgets import RunBudgets
 from storage.idempotency import IdempotencyKeys
 from storage.runs import RunRepository
 from storage.workflows import WorkflowRepository
@@ -43,7 +44,9 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
             step_timeout_grace=settings.step_timeout_grace_seconds,
             claim_grace=settings.watchdog_seconds,
             hot_runs=settings.hot_runs,
+            limits=settings,
         ),
+        budgets=RunBudgets(db),
     )
     sweeper = Sweeper(
         runs,

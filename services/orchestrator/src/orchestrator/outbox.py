@@ -33,6 +33,9 @@ class StartChild:
     version: int | None
     inputs: dict[str, Any]
     depth: int
+    root_run_id: str | None = None
+    """The root run whose descendants budget the child takes; None in claims written before
+    runs carried it (the parent is then taken as the root)."""
 
 
 Action = Publish | StartChild
@@ -62,6 +65,7 @@ def dump(actions: list[Action]) -> str:
                     "version": a.version,
                     "inputs": a.inputs,
                     "depth": a.depth,
+                    "rootRunId": a.root_run_id,
                 }
             )
     return json.dumps(items)
@@ -85,6 +89,7 @@ def load(raw: str) -> list[Action]:
                     i["version"],
                     i["inputs"],
                     i["depth"],
+                    i.get("rootRunId"),
                 )
             )
     return actions

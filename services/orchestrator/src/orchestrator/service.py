@@ -16,7 +16,7 @@ import random
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from bus.envelope import WEBHOOK, new_traceparent
@@ -24,11 +24,14 @@ from bus.publisher import EventPublisher
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 from runview import Definitions, RunView, load_view, to_event_data
+from storage.budgets import RunBudgets
 from storage.runs import RunRecord, RunRepository
 from storage.workflows import WorkflowRepository
 from workflow.definition import WorkflowDefinition
-from workflow.limits import JITTER_MAX, JITTER_MIN
+from workflow.limits import JITTER_MAX, JITTER_MIN, Limits, exceeded
 from workflow.run import (
+    DEFAULT_LIMITS,
+    LIMIT_CODES,
     CancelChildRun,
     Decision,
     DispatchStep,
@@ -41,6 +44,7 @@ from workflow.run import (
     Timer,
     cancel_run,
     new_run_state,
+    run_too_large,
     start_run,
     step_failed,
     step_succeeded,
@@ -86,6 +90,8 @@ class Policy:
     a run still queued this long after it was created is started by it."""
     hot_runs: int = 10_000
     """Runs whose latest state this process keeps parsed, most recently used first."""
+    limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
+    """What a run may use (the service's settings): sizes, map items, children, descendants."""
 
 
 class ClaimInFlight(Exception):
@@ -109,8 +115,10 @@ class Orchestrator:
         policy: Policy = Policy(),
         clock: Callable[[], datetime] = _now,
         jitter: Callable[[], float] = _jitter,
+        budgets: RunBudgets | None = None,
     ) -> None:
         self._runs = runs
+        self._budgets = budgets
         self._workflows = workflows
         self._publisher = publisher
         self._policy = policy
@@ -143,6 +151,7 @@ class Orchestrator:
                 self._clock(),
                 max_depth=p.max_depth,
                 default_step_timeout=p.default_step_timeout,
+                limits=p.limits,
             ),
         )
 
@@ -157,6 +166,7 @@ class Orchestrator:
                 event.outputs,
                 self._clock(),
                 default_step_timeout=self._policy.default_step_timeout,
+                limits=self._policy.limits,
             ),
             timing=(event.node_id, event.started_at),
             assets={a.ref: a for a in event.assets},
@@ -178,6 +188,7 @@ class Orchestrator:
                 jitter=self._jitter(),
                 default_step_timeout=self._policy.default_step_timeout,
                 started_at=event.started_at,
+                limits=self._policy.limits,
             ),
             timing=(event.node_id, event.started_at),
         )
@@ -208,6 +219,7 @@ class Orchestrator:
             jitter=self._jitter(),
             default_step_timeout=p.default_step_timeout,
             max_depth=p.max_depth,
+            limits=p.limits,
         )
 
     async def _apply(
@@ -243,6 +255,16 @@ class Orchestrator:
                     update={"steps": {**new_state.steps, node_id: step}}
                 )
             updated = self._record_for(record, new_state, assets, new_pending)
+            size = _utf8_size(updated.state_json)
+            if size > self._policy.limits.max_run_state_bytes:
+                # Written, this state would make events (which carry the run) larger than a
+                # Kafka message: publishing them would fail on every retry and wedge the run.
+                # The run fails as it was before this decision instead.
+                log.warning("run %s: state of %d bytes refused; run failed", run_id, size)
+                decision = run_too_large(state, now, size, self._policy.limits)
+                new_pending = timers.pruned(before, decision.state)
+                new_state = decision.state.model_copy(update={"revision": state.revision + 1})
+                updated = self._record_for(record, new_state, None, new_pending)
             actions = self._actions(updated, decision, defn)
             actions += self._map_progress(updated, state, new_state)
             claim = await self._runs.commit(
@@ -452,6 +474,7 @@ class Orchestrator:
                         version=effect.version,
                         inputs=dict(effect.inputs),
                         depth=effect.depth,
+                        root_run_id=effect.root_run_id,
                     )
                 )
             elif isinstance(effect, CancelChildRun):
@@ -490,12 +513,16 @@ class Orchestrator:
                 finished_at=state.completed_at or now,
             )
         reason = effect.error.message if effect.error else effect.status.value
+        # A limit that stopped the child stops the parent with the same code, up to the root.
+        limited = effect.error is not None and effect.error.code in LIMIT_CODES
         return ev.StepFailed(
             run_id=effect.parent_run_id,
             node_id=effect.parent_node_id,
             attempt=effect.parent_attempt,
             error=ev.StepFailure(
-                code=f"child_{effect.status.value}",
+                code=effect.error.code
+                if limited and effect.error is not None
+                else f"child_{effect.status.value}",
                 message=f"child run {view.record.run_id} {effect.status.value}: {reason}",
             ),
             started_at=started,
@@ -535,13 +562,28 @@ class Orchestrator:
                 problem = "child inputs invalid: " + "; ".join(
                     f"{p.path}: {p.message}" for p in problems
                 )
+        code = "invalid_child"
+        root = action.root_run_id or parent.run_id
+        limit = self._policy.limits.max_descendants_per_root
+        if (
+            problem is None
+            and self._budgets is not None
+            and not await self._budgets.take(root, action.child_run_id, limit, now)
+        ):
+            # Taken before the child run exists, and idempotent per child: a redelivered
+            # action neither takes a second slot nor is refused by its own.
+            code = "descendants_exceeded"
+            problem = (
+                f"run {root} and the runs below it already started "
+                f"{exceeded('max_descendants_per_root', limit)} runs"
+            )
         if problem is not None or workflow is None:
             await self._publisher.publish(
                 ev.StepFailed(
                     run_id=parent.run_id,
                     node_id=action.node_id,
                     attempt=action.attempt,
-                    error=ev.StepFailure(code="invalid_child", message=problem or "unknown"),
+                    error=ev.StepFailure(code=code, message=problem or "unknown"),
                     started_at=now,
                     finished_at=now,
                 ),
@@ -557,6 +599,7 @@ class Orchestrator:
             parent_node_id=action.node_id,
             parent_attempt=action.attempt,
             depth=action.depth,
+            root_run_id=root,
         )
         child = RunRecord(
             run_id=action.child_run_id,
@@ -583,6 +626,10 @@ class Orchestrator:
             event_id=f"{child.run_id}:requested",
             traceparent=traceparent,
         )
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _strings(value: object) -> list[str]:
