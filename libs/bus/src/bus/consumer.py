@@ -1,25 +1,46 @@
 """Turning a Kafka record into a call of a typed handler, the same way in every service.
 
-Undecodable or schema-failing records go to the dead-letter topic with the reason and are
-acknowledged, so they never block a partition. A handler failure is logged with the runId and
-re-raised, so the subscriber's ack policy redelivers the record instead of committing it, with
-a growing pause. A failure of a dependency (the `transient` exception types) is retried for as
-long as it lasts; any other failure is retried `max_attempts` times, then the record is
-dead-lettered with the error: a bug or an impossible message must not hold its partition.
+Undecodable or schema-failing records go to the dead-letter topic with the reason at once. A
+handler failure is logged with the runId and re-raised after a pause, so the record is tried
+again in place (`KeyedWorkers`, `handle_in_place`) or redelivered (a subscriber's ack policy).
+A failure of a dependency (the `transient` exception types, and Kafka errors Kafka calls
+retriable) is retried for as long as it lasts; any other failure, a try running longer than
+`attempt_timeout` included, is tried `max_attempts` times, then the record is dead-lettered
+with the error: a bug or an impossible message must not hold its partition.
+
+The retry budget of one message that is not failing for a dependency is therefore
+`max_attempts` tries (each at most `attempt_timeout`, when set) and the pauses between them,
+`retry_delay` doubling from one to the next and never more than `max_retry_delay` each: with
+the defaults 0.5 + 1 + 2 + 4 = 7.5 s for 5 tries (see `retry_budget`).
+
+After parking a record, `on_dead_letter` lets the service end the run the record was about
+(the orchestrator fails it, the executor answers a step with `step.failed`). Its transient
+failures are retried like a handler's; a record already parked is not parked again when it
+is retried in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RequestTimedOutError,
+)
 from contracts.events import BY_TYPE, EventData
 from faststream.kafka.message import KafkaMessage
 
+from bus.deadletter import DeadLetter, one_line
 from bus.envelope import Envelope, PoisonMessage, decode
 from bus.publisher import EventPublisher
 
@@ -29,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bus.consumer")
 
 Handler = Callable[[Any], Awaitable[None]]
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,21 @@ def incoming(msg: KafkaMessage) -> list[Incoming]:
     ]
 
 
+class AttemptTimedOut(Exception):
+    """One try of a handler ran longer than the dispatcher's `attempt_timeout`."""
+
+
+OnDeadLetter = Callable[[DeadLetter], Awaitable[None]]
+
+MEMORY = 10_000
+"""Records whose failures (or parking) this process remembers; the oldest are forgotten."""
+
+
+def backoff(failures: int, retry_delay: float, max_retry_delay: float) -> float:
+    """The pause after the `failures`-th failed try: doubling, never above `max_retry_delay`."""
+    return min(max_retry_delay, retry_delay * 2.0 ** min(failures - 1, 32))
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -65,7 +102,11 @@ class Dispatcher:
         max_attempts: int = 5,
         retry_delay: float = 0.5,
         max_retry_delay: float = 30.0,
+        attempt_timeout: float | None = None,
+        on_dead_letter: OnDeadLetter | None = None,
     ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         self._handlers = dict(handlers)
         # Known event types nobody here handles (e.g. step.started for the orchestrator):
         # recognised from the `ce_type` header and skipped without decoding.
@@ -82,43 +123,109 @@ class Dispatcher:
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
-        self._failures: dict[str, int] = {}
+        self._attempt_timeout = attempt_timeout
+        self._on_dead_letter = on_dead_letter
+        self._failures: OrderedDict[str, int] = OrderedDict()
+        self._parked: OrderedDict[str, DeadLetter] = OrderedDict()
+        """Records parked whose `on_dead_letter` has not succeeded yet (it is retried)."""
+
+    def retry_budget(self) -> float | None:
+        """The longest a message not failing for a dependency is tried before it is parked,
+        in seconds; None when tries have no time limit."""
+        if self._attempt_timeout is None:
+            return None
+        pauses = sum(
+            backoff(n, self._retry_delay, self._max_retry_delay)
+            for n in range(1, self._max_attempts)
+        )
+        return self._max_attempts * self._attempt_timeout + pauses
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """A dependency failing (retried while it lasts) rather than the message or a bug.
+        A message too large for Kafka is never transient: it stays too large."""
+        if isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError | AttemptTimedOut):
+            return False
+        if isinstance(exc, self._transient):
+            return True
+        return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 
     async def handle(self, msg: KafkaMessage) -> Envelope | None:
         """The body of a single-record FastStream subscriber: hand the record to `dispatch`."""
         record = cast("ConsumerRecord", msg.raw_message)
         return await self.dispatch(
-            topic=record.topic, key=record.key, value=msg.body, headers=msg.headers
+            topic=record.topic,
+            key=record.key,
+            value=msg.body,
+            headers=msg.headers,
+            partition=record.partition,
+            offset=record.offset,
         )
+
+    async def handle_in_place(self, msg: KafkaMessage) -> Envelope | None:
+        """`handle`, tried again here until the record is handled or parked: for subscribers
+        that acknowledge a record on receipt, so Kafka never delivers it again."""
+        while True:
+            try:
+                return await self.handle(msg)
+            except Exception:
+                continue  # logged, and paused for, by `dispatch`
 
     async def handle_record(self, record: Incoming) -> Envelope | None:
         return await self.dispatch(
-            topic=record.topic, key=record.key, value=record.value, headers=record.headers
+            topic=record.topic,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
+            partition=record.partition,
+            offset=record.offset,
         )
 
     async def dispatch(
-        self, *, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]
+        self,
+        *,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Mapping[str, str],
+        partition: int | None = None,
+        offset: int | None = None,
     ) -> Envelope | None:
         if headers.get("ce_type") in self._ignored:
+            return None
+        # The same record each time it is tried (a redelivery has the same offset).
+        where = (
+            f"{topic}/{partition}@{offset}"
+            if offset is not None
+            else f"{topic}/{key!r}/{hashlib.sha256(value).hexdigest()}"
+        )
+        parked = self._parked.get(where)
+        if parked is not None:
+            await self._after_parking(where, parked)
             return None
         try:
             envelope = decode(headers, value)
         except PoisonMessage as exc:
-            log.error("poison message on %s (key %r) sent to dead letter: %s", topic, key, exc)
-            await self._publisher.dead_letter(
-                topic=topic, key=key, value=value, headers=headers, error=str(exc)
+            letter = DeadLetter(topic, partition, offset, key, value, headers, str(exc), 1)
+            log.error(
+                "run %s: poison message on %s sent to dead letter: %s",
+                letter.run_id,
+                where,
+                one_line(str(exc))[:500],
             )
+            await self._park(where, letter)
             return None
         handler = self._handlers.get(type(envelope.data))
         if handler is None:
             return None
-        attempt_key = f"{topic}/{envelope.id}"
         try:
-            await handler(envelope.data)
+            async with asyncio.timeout(self._attempt_timeout) as deadline:
+                await handler(envelope.data)
         except Exception as exc:
-            failures = self._failures.get(attempt_key, 0) + 1
-            self._failures[attempt_key] = failures
-            transient = isinstance(exc, self._transient)
+            failure: Exception = exc
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                failure = AttemptTimedOut(f"a try took longer than {self._attempt_timeout:g} s")
+            failures = self._failures.pop(where, 0) + 1
+            transient = self.is_transient(failure)
             if not transient and failures >= self._max_attempts:
                 log.exception(
                     "run %s: handling %s failed %d times; sent to the dead-letter topic",
@@ -126,23 +233,57 @@ class Dispatcher:
                     envelope.type,
                     failures,
                 )
-                del self._failures[attempt_key]
-                await self._publisher.dead_letter(
-                    topic=topic,
-                    key=key,
-                    value=value,
-                    headers=headers,
-                    error=f"{type(exc).__name__}: {exc}",
+                reason = f"{type(failure).__name__}: {failure}".rstrip(": ")
+                letter = DeadLetter(
+                    topic, partition, offset, key, value, headers, reason, failures, envelope.data
                 )
+                await self._park(where, letter)
                 return None
+            self._remember(self._failures, where, failures)
             log.exception(
-                "run %s: handling %s failed (%s, attempt %d); it will be redelivered",
+                "run %s: handling %s failed (%s, attempt %d); it will be tried again",
                 envelope.data.run_id,
                 envelope.type,
-                "transient" if transient else "unexpected",
+                "transient" if transient else f"unexpected, {self._max_attempts} tries at most",
                 failures,
             )
-            await asyncio.sleep(min(self._max_retry_delay, self._retry_delay * 2 ** (failures - 1)))
+            await asyncio.sleep(backoff(failures, self._retry_delay, self._max_retry_delay))
             raise
-        self._failures.pop(attempt_key, None)
+        self._failures.pop(where, None)
         return envelope
+
+    async def _park(self, where: str, letter: DeadLetter) -> None:
+        await self._publisher.dead_letter(letter)
+        self._remember(self._parked, where, letter)
+        await self._after_parking(where, letter)
+
+    async def _after_parking(self, where: str, letter: DeadLetter) -> None:
+        """Let the service end the record's run; a dependency failing here is retried like a
+        handler's, anything else is logged (the record stays parked, its run's timers are
+        left to end it)."""
+        if self._on_dead_letter is not None:
+            try:
+                await self._on_dead_letter(letter)
+            except Exception as exc:
+                if not self.is_transient(exc):
+                    log.exception("run %s: ending it after a dead letter failed", letter.run_id)
+                else:
+                    failures = self._failures.pop(where, 0) + 1
+                    self._remember(self._failures, where, failures)
+                    log.warning(
+                        "run %s: ending it after a dead letter failed (attempt %d); trying again",
+                        letter.run_id,
+                        failures,
+                        exc_info=True,
+                    )
+                    await asyncio.sleep(backoff(failures, self._retry_delay, self._max_retry_delay))
+                    raise
+        self._parked.pop(where, None)
+        self._failures.pop(where, None)
+
+    @staticmethod
+    def _remember(memory: OrderedDict[str, _V], where: str, value: _V) -> None:
+        memory[where] = value
+        memory.move_to_end(where)
+        while len(memory) > MEMORY:
+            memory.popitem(last=False)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from contracts.events import EventData
 from faststream.kafka import KafkaBroker
 
+from bus import deadletter
+from bus.deadletter import DeadLetter
 from bus.envelope import encode
 from bus.routing import TOPIC_OF
 from bus.topics import Topic, topic_name
@@ -44,13 +47,16 @@ class EventPublisher:
             headers=out.headers,
         )
 
-    async def dead_letter(
-        self, *, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str], error: str
-    ) -> None:
-        """Park a message we can never handle, with the reason, so its partition moves on."""
-        dl_headers = dict(headers)
-        dl_headers["x-dead-letter-topic"] = topic
-        dl_headers["x-dead-letter-error"] = error[:2000]
-        await self._broker.publish(
-            value, topic=topic_name(Topic.DEAD_LETTER, self._prefix), key=key, headers=dl_headers
-        )
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        """Park a message we can never handle, with the reason, so its partition moves on.
+
+        A value that does not fit the dead-letter topic (the headers add to it) is parked
+        without its value rather than not at all; any other failure is raised.
+        """
+        topic = topic_name(Topic.DEAD_LETTER, self._prefix)
+        headers = letter.record_headers()
+        try:
+            await self._broker.publish(letter.value, topic=topic, key=letter.key, headers=headers)
+        except (MessageSizeTooLargeError, RecordTooLargeError):
+            headers[deadletter.VALUE_DROPPED] = str(len(letter.value))
+            await self._broker.publish(b"", topic=topic, key=letter.key, headers=headers)
