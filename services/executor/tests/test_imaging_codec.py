@@ -6,8 +6,9 @@ import pytest
 from executor.imaging import (
     ImageDecodeError,
     ImageFormat,
+    ImageLimits,
     ImageOperationError,
-    codec,
+    ImageTooLarge,
     decode,
     encode,
 )
@@ -24,10 +25,11 @@ def test_decode_rejects_bytes_that_are_not_an_accepted_image(garbage: bytes) -> 
         decode(garbage)
 
 
-def test_decode_refuses_images_over_the_pixel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(codec, "MAX_PIXELS", 100)
-    with pytest.raises(ImageDecodeError, match=r"too large: 20x20 is 400 pixels"):
-        decode(image_bytes((20, 20)))
+def test_decode_refuses_images_over_the_pixel_limit() -> None:
+    with pytest.raises(
+        ImageTooLarge, match=r"20x20 \(400 pixels\), over the limit MAX_IMAGE_PIXELS \(100\)"
+    ):
+        decode(image_bytes((20, 20)), ImageLimits(side=64, pixels=100))
 
 
 def test_decode_gives_rgb_or_rgba() -> None:

@@ -17,6 +17,7 @@ from faststream.kafka.annotations import KafkaMessage
 from storage.assets import AssetStore
 
 from contracts import events as ev
+from executor.imaging.codec import ImageLimits, configure_pillow
 from executor.imaging.provider import HttpProvider, ImageProvider, OfflineProvider
 from executor.nodes import HANDLERS, missing_handlers
 from executor.service import Executor
@@ -37,10 +38,16 @@ def create_app(settings: ExecutorSettings) -> FastStream:
     store = AssetStore(settings.s3_config())
     http = httpx.AsyncClient()
     provider: ImageProvider = (
-        HttpProvider(settings.image_provider_url, settings.image_provider_timeout_seconds, http)
+        HttpProvider(
+            settings.image_provider_url,
+            settings.image_provider_timeout_seconds,
+            http,
+            limits=ImageLimits.of(settings),
+        )
         if settings.image_provider_url
         else OfflineProvider()
     )
+    configure_pillow(ImageLimits.of(settings))
     prefix = settings.kafka_topic_prefix
     publisher = EventPublisher(broker, source="/executor", prefix=prefix)
     node_http = egress.client(settings.http_node_policy(), timeout=settings.http_timeout_seconds)
@@ -52,7 +59,7 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         http=node_http,
         publisher=publisher,
         default_timeout=settings.default_step_timeout_seconds,
-        max_response_bytes=settings.max_http_response_bytes,
+        limits=settings,
     )
     dispatcher = Dispatcher(
         {

@@ -7,17 +7,23 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from contracts.events import AssetInfo
+from egress import ACCEPT_ENCODING, BodyTooLarge, UndecodableBody, read_bounded
 from pydantic import BaseModel
 from storage.assets import AssetStore, owned_by
 from workflow import catalog as c
+from workflow.limits import Limits, exceeded
 
 from executor.imaging import ops
+from executor.imaging.codec import ImageLimits, check_size
 from executor.imaging.provider import ImageProvider
 from executor.imaging.result import ImageResult
+
+DEFAULT_LIMITS: Final = Limits.model_construct()
+"""The documented defaults, without reading the environment (a service passes its settings)."""
 
 
 @dataclass
@@ -37,8 +43,16 @@ class HttpCallFailed(Exception):
 
 
 class ResponseTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the response is larger than {limit} bytes")
+    """Over MAX_HTTP_RESPONSE_BYTES on the wire or after decoding; not retryable."""
+
+    def __init__(self, limit: int, stage: str) -> None:
+        super().__init__(
+            f"the response is larger than {exceeded('max_http_response_bytes', limit)} {stage}"
+        )
+
+
+class InvalidResponse(Exception):
+    """The target's body cannot be decoded (an encoding we did not ask for, or corrupt)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,11 @@ class NodeContext:
     outputs_bucket: str
     provider: ImageProvider
     http: httpx.AsyncClient
-    max_response_bytes: int = 1_048_576
+    limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits.of(self.limits)
 
     async def read(self, ref: str) -> bytes:
         """Only the tenant's own assets: its uploads and its runs' outputs."""
@@ -82,6 +100,7 @@ NodeHandler = Callable[[Any, NodeContext], Awaitable[NodeResult]]
 
 
 async def generate(p: c.GenerateParams, ctx: NodeContext) -> NodeResult:
+    check_size(p.width, p.height, ctx.image_limits, what="the image to generate")
     image = await ctx.provider.generate(
         prompt=p.prompt,
         negative_prompt=p.negative_prompt,
@@ -102,6 +121,7 @@ async def adjust(p: c.AdjustParams, ctx: NodeContext) -> NodeResult:
         contrast=p.contrast,
         saturation=p.saturation,
         temperature=p.temperature,
+        limits=ctx.image_limits,
     )
     return await ctx.image_output("image", image)
 
@@ -109,34 +129,59 @@ async def adjust(p: c.AdjustParams, ctx: NodeContext) -> NodeResult:
 async def resize(p: c.ResizeParams, ctx: NodeContext) -> NodeResult:
     data = await ctx.read(p.image)
     image = await asyncio.to_thread(
-        ops.resize, data, width=p.width, height=p.height, fit=p.fit, background=p.background
+        ops.resize,
+        data,
+        width=p.width,
+        height=p.height,
+        fit=p.fit,
+        background=p.background,
+        limits=ctx.image_limits,
     )
     return await ctx.image_output("image", image)
 
 
 async def crop(p: c.CropParams, ctx: NodeContext) -> NodeResult:
     data = await ctx.read(p.image)
-    image = await asyncio.to_thread(ops.crop, data, x=p.x, y=p.y, width=p.width, height=p.height)
+    image = await asyncio.to_thread(
+        ops.crop, data, x=p.x, y=p.y, width=p.width, height=p.height, limits=ctx.image_limits
+    )
     return await ctx.image_output("image", image)
 
 
 async def text(p: c.TextParams, ctx: NodeContext) -> NodeResult:
     data = await ctx.read(p.image)
     image = await asyncio.to_thread(
-        ops.text, data, text=p.text, x=p.x, y=p.y, size=p.size, color=p.color
+        ops.text,
+        data,
+        text=p.text,
+        x=p.x,
+        y=p.y,
+        size=p.size,
+        color=p.color,
+        limits=ctx.image_limits,
     )
     return await ctx.image_output("image", image)
 
 
 async def composite(p: c.CompositeParams, ctx: NodeContext) -> NodeResult:
     base, overlay = await asyncio.gather(ctx.read(p.image), ctx.read(p.overlay))
-    image = await asyncio.to_thread(ops.composite, base, overlay, x=p.x, y=p.y, opacity=p.opacity)
+    image = await asyncio.to_thread(
+        ops.composite,
+        base,
+        overlay,
+        x=p.x,
+        y=p.y,
+        opacity=p.opacity,
+        limits=ctx.image_limits,
+    )
     return await ctx.image_output("image", image)
 
 
 async def convert(p: c.ConvertParams, ctx: NodeContext) -> NodeResult:
     data = await ctx.read(p.image)
-    image = await asyncio.to_thread(ops.convert, data, format=p.format, quality=p.quality)
+    image = await asyncio.to_thread(
+        ops.convert, data, format=p.format, quality=p.quality, limits=ctx.image_limits
+    )
     return await ctx.image_output("image", image)
 
 
@@ -145,18 +190,24 @@ async def template(p: c.TemplateParams, ctx: NodeContext) -> NodeResult:
 
 
 async def http_request(p: c.HttpRequestParams, ctx: NodeContext) -> NodeResult:
-    """Call an outside endpoint through the egress guard (no private addresses, no redirects)."""
-    headers = {"Idempotency-Key": f"{ctx.run_id}/{ctx.node_id}", **p.headers}
+    """Call an outside endpoint through the egress guard (no private addresses, no redirects).
+
+    The body is read raw and decoded by `egress.read_bounded`: MAX_HTTP_RESPONSE_BYTES holds on
+    the wire and after decoding, and decompression stops at the limit (no gzip bombs)."""
+    headers = httpx.Headers({"Idempotency-Key": f"{ctx.run_id}/{ctx.node_id}", **p.headers})
+    # Only encodings read_bounded decodes; a server is free to send identity.
+    headers["Accept-Encoding"] = ACCEPT_ENCODING
     request = ctx.http.build_request(
         p.method, p.url, headers=headers, json=p.body if p.body is not None else None
     )
+    limit = ctx.limits.max_http_response_bytes
     response = await ctx.http.send(request, stream=True)
     try:
-        raw = bytearray()
-        async for chunk in response.aiter_bytes():
-            raw += chunk
-            if len(raw) > ctx.max_response_bytes:
-                raise ResponseTooLarge(ctx.max_response_bytes)
+        raw = await read_bounded(response, limit)
+    except BodyTooLarge as exc:
+        raise ResponseTooLarge(limit, exc.stage) from None
+    except UndecodableBody as exc:
+        raise InvalidResponse(str(exc)) from None
     finally:
         await response.aclose()
     text = raw.decode(response.encoding or "utf-8", errors="replace")

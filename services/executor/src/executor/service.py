@@ -25,12 +25,15 @@ from contracts.events import (
 from egress import EgressRefused, UnresolvableHost
 from storage.assets import AssetNotFound, AssetStore, InvalidAssetRef
 from workflow.catalog import NodeKind, get_node_type
+from workflow.limits import Limits
 from workflow.validation import ParamsError, validate_params
 
 from executor.imaging.provider import ImageProvider, ProviderError
-from executor.imaging.result import ImagingError
+from executor.imaging.result import ImageTooLarge, ImagingError
 from executor.nodes import (
+    DEFAULT_LIMITS,
     HttpCallFailed,
+    InvalidResponse,
     NodeContext,
     NodeHandler,
     NodeResult,
@@ -60,8 +63,12 @@ def classify(exc: BaseException) -> StepFailure:
         return StepFailure(code="invalid_params", message=str(exc))
     if isinstance(exc, AssetNotFound | InvalidAssetRef):
         return StepFailure(code="asset_not_found", message=str(exc))
+    if isinstance(exc, ImageTooLarge):
+        return StepFailure(code="image_too_large", message=str(exc))
     if isinstance(exc, ImagingError):
         return StepFailure(code="invalid_image", message=str(exc))
+    if isinstance(exc, InvalidResponse):
+        return StepFailure(code="invalid_response", message=str(exc))
     if isinstance(exc, ResponseTooLarge):
         return StepFailure(code="response_too_large", message=str(exc))
     if isinstance(exc, HttpCallFailed):
@@ -94,7 +101,7 @@ class Executor:
         http: httpx.AsyncClient,
         publisher: EventPublisher,
         default_timeout: float,
-        max_response_bytes: int = 1_048_576,
+        limits: Limits = DEFAULT_LIMITS,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._handlers = handlers
@@ -104,7 +111,7 @@ class Executor:
         self._http = http
         self._publisher = publisher
         self._default_timeout = default_timeout
-        self._max_response_bytes = max_response_bytes
+        self._limits = limits
         self._clock = clock
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -230,6 +237,6 @@ class Executor:
             outputs_bucket=self._outputs_bucket,
             provider=self._provider,
             http=self._http,
-            max_response_bytes=self._max_response_bytes,
+            limits=self._limits,
         )
         return await handler(params, ctx)

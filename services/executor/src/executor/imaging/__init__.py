@@ -3,7 +3,7 @@
 The functions are CPU-bound and synchronous; callers run them in a thread pool.
 """
 
-from executor.imaging.codec import MAX_PIXELS, decode, encode
+from executor.imaging.codec import MAX_PIXELS, ImageLimits, check_size, decode, encode
 from executor.imaging.ops import Fit, adjust, composite, convert, crop, resize, text
 from executor.imaging.placeholder import Quality, generate
 from executor.imaging.provider import HttpProvider, ImageProvider, OfflineProvider, ProviderError
@@ -12,6 +12,7 @@ from executor.imaging.result import (
     ImageFormat,
     ImageOperationError,
     ImageResult,
+    ImageTooLarge,
     ImagingError,
 )
 
@@ -21,14 +22,17 @@ __all__ = [
     "HttpProvider",
     "ImageDecodeError",
     "ImageFormat",
+    "ImageLimits",
     "ImageOperationError",
     "ImageProvider",
     "ImageResult",
+    "ImageTooLarge",
     "ImagingError",
     "OfflineProvider",
     "ProviderError",
     "Quality",
     "adjust",
+    "check_size",
     "composite",
     "convert",
     "crop",

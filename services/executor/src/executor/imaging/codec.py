@@ -3,17 +3,58 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Final
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from workflow.limits import Limits, exceeded
 
-from executor.imaging.result import ImageDecodeError, ImageFormat, ImageOperationError, ImageResult
+from executor.imaging.result import (
+    ImageDecodeError,
+    ImageFormat,
+    ImageOperationError,
+    ImageResult,
+    ImageTooLarge,
+)
 
-MAX_PIXELS: Final = 64_000_000
-"""Largest image (width x height) we decode; guards against decompression bombs."""
 
-MAX_SIDE: Final = 16_384
-"""Largest width or height an operation may produce."""
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """MAX_IMAGE_SIDE and MAX_IMAGE_PIXELS (workflow.limits), for every image decoded or
+    produced. A plain value (not the settings object) so tests may use tiny limits."""
+
+    side: int = Limits.model_fields["max_image_side"].default
+    pixels: int = Limits.model_fields["max_image_pixels"].default
+
+    @classmethod
+    def of(cls, limits: Limits) -> ImageLimits:
+        return cls(side=limits.max_image_side, pixels=limits.max_image_pixels)
+
+
+DEFAULT_LIMITS: Final = ImageLimits()
+MAX_PIXELS: Final = DEFAULT_LIMITS.pixels
+MAX_SIDE: Final = DEFAULT_LIMITS.side
+
+
+def configure_pillow(limits: ImageLimits) -> None:
+    """Make Pillow's own decompression-bomb check (a warning above MAX_IMAGE_PIXELS, an error
+    at twice it) agree with ours; `open_image` turns both into `ImageTooLarge`. Pillow keeps
+    this in a global, so a service calls this once at startup."""
+    Image.MAX_IMAGE_PIXELS = limits.pixels
+
+
+def check_size(width: int, height: int, limits: ImageLimits, *, what: str = "the image") -> None:
+    """Refuse a size over the limits, before anything of that size is allocated."""
+    if max(width, height) > limits.side:
+        raise ImageTooLarge(
+            f"{what} is {width}x{height}: a side over {exceeded('max_image_side', limits.side)}"
+        )
+    if width * height > limits.pixels:
+        raise ImageTooLarge(
+            f"{what} is {width}x{height} ({width * height:,} pixels), over "
+            f"{exceeded('max_image_pixels', limits.pixels)}"
+        )
+
 
 FORMATS: Final[tuple[ImageFormat, ...]] = ("png", "jpeg", "webp")
 
@@ -37,10 +78,14 @@ _KEEPS_FORMAT: Final[dict[str, ImageFormat]] = {
 }
 
 
-def open_image(data: bytes) -> tuple[Image.Image, ImageFormat]:
+def open_image(
+    data: bytes, limits: ImageLimits = DEFAULT_LIMITS
+) -> tuple[Image.Image, ImageFormat]:
     """Decode like `decode`, and also say which output format keeps the input's format.
 
     png, jpeg and webp inputs keep their format; anything else (gif, bmp, tiff, …) becomes png.
+    The size the header declares is checked against `limits` before any pixel is decoded, so a
+    decompression bomb (a tiny file declaring 100,000 x 100,000) costs nothing.
     """
     if not data:
         raise ImageDecodeError("empty input: not an image or an unsupported format")
@@ -48,35 +93,43 @@ def open_image(data: bytes) -> tuple[Image.Image, ImageFormat]:
     readable: list[str] = [name for name in _READABLE if name in Image.OPEN]
     try:
         img = Image.open(io.BytesIO(data), formats=readable)
-    except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"image too large: {exc}") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"the image is {_bomb_size(exc)}, over {_pixels(limits)}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError("not an image or an unsupported format") from exc
     with img:
-        pixels = img.width * img.height
-        if pixels > MAX_PIXELS:
-            raise ImageDecodeError(
-                f"image too large: {img.width}x{img.height} is {pixels:,} pixels, "
-                f"the limit is {MAX_PIXELS:,}"
-            )
+        check_size(img.width, img.height, limits)
         source = _KEEPS_FORMAT.get(img.format or "", "png")
         try:
             img.load()  # first frame of an animation
+            check_size(img.width, img.height, limits)  # a frame may differ from the header
             upright = ImageOps.exif_transpose(img)
             normalised = _normalise_mode(upright)
-        except Image.DecompressionBombError as exc:
-            raise ImageDecodeError(f"image too large: {exc}") from exc
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageTooLarge(f"the image is {_bomb_size(exc)}, over {_pixels(limits)}") from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageDecodeError(f"not an image or an unsupported format ({exc})") from exc
     return normalised, source
 
 
-def decode(data: bytes) -> Image.Image:
+def _pixels(limits: ImageLimits) -> str:
+    return exceeded("max_image_pixels", limits.pixels)
+
+
+def _bomb_size(exc: Exception) -> str:
+    # Pillow says "Image size (N pixels) exceeds limit of …"; keep its count, not its wording.
+    text = str(exc)
+    start = text.find("(")
+    return text[start + 1 : text.find(")", start)] if start >= 0 else "too large"
+
+
+def decode(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Image.Image:
     """Decode image bytes into an RGB or RGBA image, upright per its EXIF orientation.
 
-    Raises `ImageDecodeError` for anything that is not an accepted image or exceeds `MAX_PIXELS`.
+    Raises `ImageDecodeError` for anything that is not an accepted image, `ImageTooLarge` (one
+    of them) for one over `limits`.
     """
-    return open_image(data)[0]
+    return open_image(data, limits)[0]
 
 
 def _normalise_mode(img: Image.Image) -> Image.Image:

@@ -10,7 +10,14 @@ from typing import Final, Literal
 
 from PIL import Image, ImageColor, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from executor.imaging.codec import MAX_PIXELS, MAX_SIDE, check_format, encode, open_image
+from executor.imaging.codec import (
+    DEFAULT_LIMITS,
+    ImageLimits,
+    check_format,
+    check_size,
+    encode,
+    open_image,
+)
 from executor.imaging.result import ImageFormat, ImageOperationError, ImageResult
 
 Fit = Literal["cover", "contain", "fill"]
@@ -29,6 +36,7 @@ def adjust(
     contrast: float = 1.0,
     saturation: float = 1.0,
     temperature: float = 0.0,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> ImageResult:
     """Change brightness, contrast and saturation (factors, 1.0 = unchanged, 0 = black/grey/
     greyscale) and colour temperature (-1 cool … 0 unchanged … 1 warm). Alpha is kept as is."""
@@ -41,7 +49,7 @@ def adjust(
             raise ImageOperationError(f"{name} must be between 0 and 10, got {factor}")
     if not -1.0 <= temperature <= 1.0:
         raise ImageOperationError(f"temperature must be between -1 and 1, got {temperature}")
-    img, fmt = open_image(data)
+    img, fmt = open_image(data, limits)
     alpha = img.getchannel("A") if img.mode == "RGBA" else None
     rgb = img.convert("RGB") if alpha is not None else img
     if brightness != 1.0:
@@ -76,6 +84,7 @@ def resize(
     height: int,
     fit: Fit = "cover",
     background: str = "#000000",
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> ImageResult:
     """Resize to exactly `width`x`height`.
 
@@ -83,10 +92,12 @@ def resize(
     (any CSS colour Pillow knows; "#RRGGBBAA" with alpha < FF makes the padding transparent);
     fill: stretch, ignoring the aspect ratio.
     """
-    _check_size(width, height)
+    if not (width >= 1 and height >= 1):
+        raise ImageOperationError(f"width and height must be positive, got {width}x{height}")
+    check_size(width, height, limits, what="the resized image")
     if fit not in FITS:
         raise ImageOperationError(f"unknown fit {fit!r}; use one of {FITS}")
-    img, fmt = open_image(data)
+    img, fmt = open_image(data, limits)
     size = (width, height)
     if fit == "cover":
         out = ImageOps.fit(img, size, Image.Resampling.LANCZOS, centering=(0.5, 0.5))
@@ -105,14 +116,22 @@ def resize(
     return encode(out, fmt)
 
 
-def crop(data: bytes, *, x: int, y: int, width: int, height: int) -> ImageResult:
+def crop(
+    data: bytes,
+    *,
+    x: int,
+    y: int,
+    width: int,
+    height: int,
+    limits: ImageLimits = DEFAULT_LIMITS,
+) -> ImageResult:
     """Cut out the `width`x`height` box whose top-left corner is (`x`, `y`).
 
     The box must lie inside the image; otherwise `ImageOperationError` says the image's size.
     """
     if width < 1 or height < 1:
         raise ImageOperationError(f"crop size must be positive, got {width}x{height}")
-    img, fmt = open_image(data)
+    img, fmt = open_image(data, limits)
     if x < 0 or y < 0 or x + width > img.width or y + height > img.height:
         raise ImageOperationError(
             f"crop box x={x}, y={y}, {width}x{height} does not fit inside the "
@@ -129,6 +148,7 @@ def text(
     y: int,
     size: int = 32,
     color: str = "#ffffff",
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> ImageResult:
     """Draw `text` (may hold newlines) with its top-left near (`x`, `y`), `size` pixels tall
     (the font's em size), in `color` (a CSS colour; "#RRGGBBAA" blends).
@@ -138,7 +158,7 @@ def text(
     if not 1 <= size <= MAX_FONT_SIZE:
         raise ImageOperationError(f"font size must be between 1 and {MAX_FONT_SIZE}, got {size}")
     colour = _colour(color, "color")
-    img, fmt = open_image(data)
+    img, fmt = open_image(data, limits)
     if not text:
         return encode(img, fmt)
     font = scalable_font(size)
@@ -165,6 +185,7 @@ def composite(
     x: int = 0,
     y: int = 0,
     opacity: float = 1.0,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> ImageResult:
     """Alpha-composite `overlay` onto `base` with the overlay's top-left at (`x`, `y`) (may be
     negative: the part outside the base is dropped), its alpha scaled by `opacity` (0..1).
@@ -173,8 +194,8 @@ def composite(
     """
     if not 0.0 <= opacity <= 1.0:
         raise ImageOperationError(f"opacity must be between 0 and 1, got {opacity}")
-    base_img, fmt = open_image(base)
-    over = open_image(overlay)[0].convert("RGBA")
+    base_img, fmt = open_image(base, limits)
+    over = open_image(overlay, limits)[0].convert("RGBA")
     if x >= base_img.width or y >= base_img.height or x + over.width <= 0 or y + over.height <= 0:
         raise ImageOperationError(
             f"overlay ({over.width}x{over.height} at x={x}, y={y}) lies entirely outside the "
@@ -190,21 +211,14 @@ def composite(
     return encode(out if mode == "RGBA" else out.convert("RGB"), fmt)
 
 
-def convert(data: bytes, *, format: ImageFormat, quality: int = 90) -> ImageResult:
+def convert(
+    data: bytes, *, format: ImageFormat, quality: int = 90, limits: ImageLimits = DEFAULT_LIMITS
+) -> ImageResult:
     """Re-encode as png, jpeg or webp (`quality` 1..100 for jpeg/webp; jpeg flattens alpha
     onto white)."""
     fmt = check_format(format)
-    img, _ = open_image(data)
+    img, _ = open_image(data, limits)
     return encode(img, fmt, quality)
-
-
-def _check_size(width: int, height: int) -> None:
-    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
-        raise ImageOperationError(
-            f"width and height must be between 1 and {MAX_SIDE}, got {width}x{height}"
-        )
-    if width * height > MAX_PIXELS:
-        raise ImageOperationError(f"{width}x{height} exceeds the limit of {MAX_PIXELS:,} pixels")
 
 
 def _colour(value: str, name: str) -> tuple[int, int, int, int]:

@@ -7,9 +7,17 @@ from typing import Final, Protocol
 
 import httpx
 
-from executor.imaging.codec import CONTENT_TYPES, EXTENSIONS, encode, open_image
+from executor.imaging.codec import (
+    CONTENT_TYPES,
+    DEFAULT_LIMITS,
+    EXTENSIONS,
+    ImageLimits,
+    check_size,
+    encode,
+    open_image,
+)
 from executor.imaging.placeholder import Quality, generate
-from executor.imaging.result import ImageDecodeError, ImageResult
+from executor.imaging.result import ImageDecodeError, ImageResult, ImageTooLarge
 
 MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 
@@ -65,10 +73,17 @@ class HttpProvider:
     formats are re-encoded as png. The size reported is the image's real size.
     """
 
-    def __init__(self, url: str, timeout: float, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        client: httpx.AsyncClient,
+        limits: ImageLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.client = client
+        self.limits = limits
 
     async def generate(
         self,
@@ -80,6 +95,7 @@ class HttpProvider:
         seed: int | None,
         quality: Quality,
     ) -> ImageResult:
+        check_size(width, height, self.limits, what="the image to generate")
         payload = {
             "prompt": prompt,
             "negativePrompt": negative_prompt,
@@ -118,7 +134,7 @@ class HttpProvider:
             ) from exc
         except httpx.TransportError as exc:
             raise ProviderError(f"image provider unreachable: {exc!r}", retryable=True) from exc
-        return await asyncio.to_thread(_describe, bytes(body))
+        return await asyncio.to_thread(_describe, bytes(body), self.limits)
 
 
 def _status_error(response: httpx.Response) -> ProviderError:
@@ -133,9 +149,11 @@ def _status_error(response: httpx.Response) -> ProviderError:
     )
 
 
-def _describe(data: bytes) -> ImageResult:
+def _describe(data: bytes, limits: ImageLimits) -> ImageResult:
     try:
-        img, fmt = open_image(data)
+        img, fmt = open_image(data, limits)
+    except ImageTooLarge:
+        raise  # the provider's image is over our limits: the same failure as any input's
     except ImageDecodeError as exc:
         raise ProviderError(
             f"image provider returned an undecodable image: {exc}", retryable=False

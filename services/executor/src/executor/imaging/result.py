@@ -27,5 +27,10 @@ class ImageDecodeError(ImagingError):
     """The bytes are not an image we accept, or the image is too large to decode."""
 
 
+class ImageTooLarge(ImageDecodeError):
+    """The image, or one an operation would produce, is over MAX_IMAGE_SIDE or
+    MAX_IMAGE_PIXELS; refused before its pixels are allocated."""
+
+
 class ImageOperationError(ImagingError):
     """The parameters do not make sense for this image (e.g. a crop box outside it)."""
