@@ -479,6 +479,14 @@ def cancel_run(run: RunState, now: datetime) -> Decision:
     )
 
 
+def fail_run(run: RunState, error: RunError, now: datetime) -> Decision:
+    """Fail a run that has not ended with `error` (say, a message about it could not be
+    processed): its unfinished steps are canceled, its child runs too, its parent is told."""
+    if is_terminal(run.status):
+        return Decision(run)
+    return _fail(run, run, error, now, ())
+
+
 def timer_fired(
     defn: WorkflowDefinition,
     run: RunState,
