@@ -37,12 +37,14 @@ from workflow.run import (
     DispatchStep,
     NotifyParent,
     PublishRunEvent,
+    RunError,
     RunState,
     ScheduleTimer,
     StartChildRun,
     StepError,
     Timer,
     cancel_run,
+    fail_run,
     new_run_state,
     run_too_large,
     start_run,
@@ -195,6 +197,13 @@ class Orchestrator:
 
     async def on_cancel_requested(self, event: ev.RunCancelRequested) -> None:
         await self._apply(event.run_id, lambda _d, s: cancel_run(s, self._clock()))
+
+    async def fail_run(self, run_id: str, error: RunError) -> RunRecord | None:
+        """End a run that has not ended `failed` with `error` through the normal path (run
+        event, webhook, parent told); a run that has ended is left as it is."""
+        return await self._apply(
+            run_id, lambda _d, s: fail_run(s, error, self._clock()), fresh=True
+        )
 
     async def on_timer_fired(self, event: ev.TimerFired) -> None:
         """The sweeper's nudge (kind ``watchdog``): look at the stored run afresh, carry out
