@@ -4,6 +4,7 @@ session with this checkout's code."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ PORT = int(os.environ.get("E2E_INGRESS_PORT", "38100"))
 # `make up` keep running beside them, and neither side handles the other's events. The
 # database is kept between sessions: it grows like a developer's, and the tests stay fast.
 NAMESPACE = os.environ.get("E2E_NAMESPACE", "e2e")
+ADMIN_KEY = "wfadmin_e2e-" + secrets.token_urlsafe(16)
+"""The admin API's key of the tests' ingress (`system.env["ADMIN_API_KEY"]`)."""
 
 
 @dataclass
@@ -75,6 +78,7 @@ def system(stack: Endpoints) -> Iterator[System]:
             "EXECUTOR_GROUP_ID": f"{prefix}executor",
             "NOTIFIER_GROUP_ID": f"{prefix}notifier",
             "PYTHONUNBUFFERED": "1",
+            "ADMIN_API_KEY": ADMIN_KEY,
             "MAX_WAIT_SECONDS": "60",
             "MAX_BODY_BYTES": "65536",
             "EXECUTOR_CONCURRENCY": "4",
@@ -91,6 +95,10 @@ def system(stack: Endpoints) -> Iterator[System]:
             "NOTIFIER_ATTEMPT_TIMEOUT_SECONDS": "5",
             "NOTIFIER_LEASE_SECONDS": "8",
             "NOTIFIER_POLL_SECONDS": "0.2",
+            # Run limits small enough to cross in a test (tests/e2e/test_runtime_limits.py).
+            "MAX_MAP_ITEMS": "50",
+            "MAX_CHILDREN_PER_RUN": "10",
+            "MAX_DESCENDANTS_PER_ROOT": "20",
         }
     )
     logs = settings.logs_dir / "e2e"
@@ -99,7 +107,17 @@ def system(stack: Endpoints) -> Iterator[System]:
     try:
         apps.await_ready(url, logs, procs, timeout=90)
         key = subprocess.run(
-            [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", "e2e"],
+            # The shared test tenant is never throttled; test_tenancy.py limits its own.
+            [
+                sys.executable,
+                "-m",
+                "ingress.admin",
+                "create-key",
+                "--tenant",
+                "e2e",
+                "--limits",
+                "unlimited",
+            ],
             env=env,
             capture_output=True,
             text=True,
