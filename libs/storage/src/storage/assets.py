@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -21,6 +22,9 @@ _REF = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.
 
 
 TENANT_HEADER = "x-amz-meta-tenant"
+
+PART_SIZE = 5 * 1024 * 1024
+"""What a streamed upload holds in memory at most: one part (S3's smallest multipart part)."""
 
 
 def owned_by(tenant_id: str) -> dict[str, str]:
@@ -119,6 +123,35 @@ class AssetStore:
         )
         return make_ref(bucket, key)
 
+    async def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        length: int | None,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> tuple[str, int]:
+        """Store what `chunks` yields without holding it whole: one part of `PART_SIZE` at a
+        time (a multipart upload above it). `length` is the size when it is known.
+
+        Returns the reference and the bytes stored. When `chunks` raises (the caller's size
+        limit, a client gone), the exception propagates and nothing is stored: a single part
+        is never sent, a multipart upload is aborted (by the SDK)."""
+        reader = _StreamReader(chunks, asyncio.get_running_loop())
+        await asyncio.to_thread(
+            self._client.put_object,
+            bucket,
+            key,
+            reader,  # type: ignore[arg-type]
+            -1 if length is None else length,
+            content_type=content_type,
+            metadata=metadata,  # type: ignore[arg-type]
+            part_size=PART_SIZE,
+        )
+        return make_ref(bucket, key), reader.count
+
     async def get(self, ref: str, *, tenant_id: str | None = None) -> bytes:
         """The object's bytes. With `tenant_id`, an object another tenant stored (its `tenant`
         metadata differs or is missing) is reported as not found, so nothing about it leaks."""
@@ -144,3 +177,33 @@ class AssetStore:
     def presign(self, ref: str, *, expires: timedelta) -> str:
         bucket, key = parse_ref(ref)
         return self._public.presigned_get_object(bucket, key, expires=expires)
+
+
+class _StreamReader:
+    """A blocking `read(n)` (what the SDK calls in its worker thread) over an async iterable
+    consumed on the event loop: each read waits for the loop to produce the next chunks."""
+
+    def __init__(self, chunks: AsyncIterable[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._chunks: AsyncIterator[bytes] = aiter(chunks)
+        self._loop = loop
+        self._buffer = bytearray()
+        self._done = False
+        self.count = 0
+        """Bytes handed to the SDK so far: the object's size once the upload returns."""
+
+    async def _next(self) -> bytes | None:
+        return await anext(self._chunks, None)
+
+    def read(self, size: int = -1) -> bytes:
+        # Fill up to `size` in one call: the SDK concatenates what each read returns.
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
+            if chunk is None:
+                self._done = True
+            else:
+                self._buffer += chunk
+        take = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        data = bytes(self._buffer[:take])
+        del self._buffer[:take]
+        self.count += len(data)
+        return data
