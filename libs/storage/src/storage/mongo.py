@@ -18,13 +18,18 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
 """Failures of the server (unreachable, timed out, stepped down) rather than of a request."""
 
 
-def connect(url: str, *, app_name: str, timeout_ms: int = 5000) -> AsyncMongoClient[Document]:
-    """A client that fails within `timeout_ms` when the server is unreachable."""
+def connect(
+    url: str, *, app_name: str, timeout_ms: int = 5000, socket_timeout_ms: int | None = None
+) -> AsyncMongoClient[Document]:
+    """A client that fails within `timeout_ms` when the server is unreachable (PyMongo's
+    default waits 30 s), and, with `socket_timeout_ms`, when an answer takes longer than that
+    (an HTTP request should not wait on a server that stopped answering)."""
     return AsyncMongoClient(
         url,
         appname=app_name,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=socket_timeout_ms,
         tz_aware=True,
     )
 
@@ -59,3 +64,6 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db.idempotency_keys.create_index([("expiresAt", ASCENDING)], name="expiry")
     # The notifier's poll for attempts due (`DeliveryRepository.due`).
     await db.webhook_schedule.create_index([("dueAt", ASCENDING)], name="due")
+    # Tenancy (`storage.keys`, `storage.usage`): revoking by key id, a tenant's active runs.
+    await db.api_keys.create_index([("keyId", ASCENDING)], name="key_id")
+    await db.active_runs.create_index([("tenantId", ASCENDING)], name="tenant")

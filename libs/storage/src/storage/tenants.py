@@ -1,7 +1,12 @@
-"""Per-tenant webhook signing secrets (Standard Webhooks `whsec_<base64>`).
+"""The tenant document: webhook signing secrets (Standard Webhooks `whsec_<base64>`) and limits.
 
 One document per tenant, `_id` = tenantId, created on first use. Rotation keeps the previous
 secret valid until `previousValidUntil`; until then deliveries are signed with both.
+
+`limits` holds the tenant's own rate limits and quotas (`requestsPerSecond`, `runsPerMinute`,
+`concurrentRuns`, `storedBytes`): a number is that limit, `null` means none, a missing field
+means the service default (`workflow.limits.Limits`). A document made for limits alone has no
+secret yet; the first delivery or `GET /v1/webhooks/secret` adds one.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from storage.mongo import Document
 
 SECRET_PREFIX = "whsec_"
+LIMIT_FIELDS = ("requestsPerSecond", "runsPerMinute", "concurrentRuns", "storedBytes")
 
 
 def new_secret() -> str:
@@ -57,11 +64,15 @@ class TenantRepository:
     async def signing_secrets(self, tenant_id: str, *, now: datetime) -> SigningSecrets:
         """The tenant's secrets, creating the first one when there is none yet."""
         doc = await self._tenants.find_one({"_id": tenant_id})
-        if doc is not None:
+        if doc is not None and "webhookSecret" in doc:
             return _from_doc(doc)
-        with contextlib.suppress(DuplicateKeyError):  # created concurrently: the stored wins
-            await self._tenants.insert_one(
-                {"_id": tenant_id, "webhookSecret": new_secret(), "secretCreatedAt": now}
+        # The document may exist already (limits set first): add the secret unless another
+        # writer did; an upsert racing another upsert loses on the `_id` and reads the winner.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._tenants.update_one(
+                {"_id": tenant_id, "webhookSecret": {"$exists": False}},
+                {"$set": {"webhookSecret": new_secret(), "secretCreatedAt": now}},
+                upsert=True,
             )
         doc = await self._tenants.find_one({"_id": tenant_id})
         assert doc is not None
@@ -86,3 +97,22 @@ class TenantRepository:
             },
         )
         return await self.signing_secrets(tenant_id, now=now)
+
+    async def limits(self, tenant_id: str) -> dict[str, float | None]:
+        """The tenant's own limits (see the module's docstring); empty when it has none."""
+        doc = await self._tenants.find_one({"_id": tenant_id}, {"limits": 1})
+        stored = (doc or {}).get("limits") or {}
+        return {k: stored[k] for k in LIMIT_FIELDS if k in stored}
+
+    async def set_limits(
+        self, tenant_id: str, limits: Mapping[str, float | None]
+    ) -> dict[str, float | None]:
+        """Replace the tenant's own limits (fields left out fall back to the defaults)."""
+        unknown = set(limits) - set(LIMIT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown limits {sorted(unknown)}; known: {', '.join(LIMIT_FIELDS)}")
+        with contextlib.suppress(DuplicateKeyError):  # two first writes: one wins, both valid
+            await self._tenants.update_one(
+                {"_id": tenant_id}, {"$set": {"limits": dict(limits)}}, upsert=True
+            )
+        return await self.limits(tenant_id)

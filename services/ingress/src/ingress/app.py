@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,31 +15,77 @@ from bus.startup import kafka_ready, require
 from bus.topics import Topic, topic_name
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from storage import mongo
 from storage.assets import AssetStore
 from storage.idempotency import IdempotencyKeys
 from storage.keys import ApiKeyRepository
 from storage.runs import RunRepository
+from storage.usage import UsageRepository
 from storage.workflows import WorkflowRepository
 
-from ingress import problems
-from ingress.hub import Hub
+from ingress import problems, ratelimit
+from ingress.auth import RATELIMIT_STATE
+from ingress.hub import TERMINAL_TYPES, Hub
 from ingress.openapi_bodies import document_raw_bodies
-from ingress.routes import assets, events, health, runs, webhooks, workflows
+from ingress.routes import admin, assets, events, health, runs, webhooks, workflows
 from ingress.runtime import Runtime
 from ingress.settings import IngressSettings
 
 log = logging.getLogger("ingress")
 
 
+class RateLimitHeaders:
+    """Adds the `RateLimit` and `RateLimit-Policy` fields of the limits checked on a request
+    to its response, whatever route or error handler made it (a route may return its own
+    response object, which FastAPI's injected `Response` headers would not reach)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                decisions = scope.get("state", {}).get(RATELIMIT_STATE)
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                if decisions and b"ratelimit" not in names:
+                    fields = ratelimit.headers(decisions)
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"ratelimit-policy", fields["RateLimit-Policy"].encode()),
+                        (b"ratelimit", fields["RateLimit"].encode()),
+                    ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_fields)
+
+
 def create_app(settings: IngressSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = mongo.connect(settings.mongodb_url, app_name="ingress")
+        # A request waits on MongoDB for a bounded time, then is answered 503 (problems).
+        client = mongo.connect(
+            settings.mongodb_url,
+            app_name="ingress",
+            timeout_ms=int(settings.mongodb_timeout_seconds * 1000),
+            socket_timeout_ms=int(settings.mongodb_socket_timeout_seconds * 1000),
+        )
         db = client[settings.mongodb_database]
         store = AssetStore(settings.s3_config())
         broker = make_broker(settings.kafka_bootstrap_servers, client_id="ingress")
         hub = Hub()
+        usage = UsageRepository(db)
+        releasing: set[asyncio.Task[None]] = set()
+
+        async def release(run_ids: list[str]) -> None:
+            try:
+                await usage.remove_active(run_ids)
+            except Exception as exc:  # a marker left behind is reconciled at the quota
+                log.warning("could not release %d active-run markers: %s", len(run_ids), exc)
 
         # Every ingress instance sees every run and step event (no consumer group, newest
         # only): they only wake local listeners, the stored run stays the answer.
@@ -50,8 +97,12 @@ def create_app(settings: IngressSettings) -> FastAPI:
             batch=True,
         )
         async def on_events(msg: KafkaMessage) -> None:
+            ended: list[str] = []
             for record in incoming(msg):
-                if not hub.wants(record.headers.get("ce_subject"), record.headers.get("ce_type")):
+                run_id = record.headers.get("ce_subject")
+                if run_id and record.headers.get("ce_type") in TERMINAL_TYPES:
+                    ended.append(run_id)
+                if not hub.wants(run_id, record.headers.get("ce_type")):
                     continue
                 try:
                     envelope = decode(record.headers, record.value)
@@ -59,6 +110,12 @@ def create_app(settings: IngressSettings) -> FastAPI:
                     log.warning("ignoring undecodable event: %s", exc)
                     continue
                 hub.publish(envelope)
+            if ended:
+                # Ended runs no longer count against their tenant's concurrent runs. In the
+                # background: waking waiting requests must not wait on MongoDB.
+                task = asyncio.create_task(release(ended))
+                releasing.add(task)
+                task.add_done_callback(releasing.discard)
 
         timeout = settings.startup_timeout_seconds
         await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)
@@ -92,7 +149,8 @@ def create_app(settings: IngressSettings) -> FastAPI:
         description="Every canvas workflow as a callable HTTP endpoint.",
         lifespan=lifespan,
     )
-    problems.install(app)
+    problems.install(app, retry_after_seconds=settings.dependency_retry_after_seconds)
+    app.add_middleware(RateLimitHeaders)
     document_raw_bodies(app)
     app.include_router(workflows.router)
     app.include_router(runs.router)
@@ -100,4 +158,5 @@ def create_app(settings: IngressSettings) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(assets.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     return app

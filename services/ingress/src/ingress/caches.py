@@ -1,16 +1,22 @@
 """Reads on every request that change rarely or never, kept in this process.
 
 A workflow version never changes, so it is kept until evicted. Which version is a workflow's
-latest, and which tenant a key belongs to, can change; they are kept for a short time
-(`ttl`), and a registration through this process forgets the latest at once, so a client sees
-the version it just registered.
+latest, what a key grants and a tenant's limits can change; they are kept for a short time
+(`ttl`, 1 s by default: a revoked key is refused within that on every replica), and a
+registration through this process forgets the latest at once, so a client sees the version it
+just registered. An unknown key is remembered as unknown for the same time, so a client
+retrying a wrong key costs one read a second, not one per request.
 """
 
 from __future__ import annotations
 
 from cachetools import LRUCache, TTLCache
-from storage.keys import ApiKeyRepository
+from storage.keys import ApiKeyRepository, KeyGrant
+from storage.tenants import TenantRepository
 from storage.workflows import WorkflowRecord, WorkflowRepository
+from workflow.limits import Limits
+
+from ingress.ratelimit import TenantLimits, resolve
 
 MAX_ENTRIES = 10_000
 
@@ -18,15 +24,32 @@ MAX_ENTRIES = 10_000
 class CachedKeys:
     def __init__(self, keys: ApiKeyRepository, *, ttl: float) -> None:
         self._keys = keys
-        self._tenants: TTLCache[str, str] = TTLCache(maxsize=MAX_ENTRIES, ttl=ttl)
+        self._grants: TTLCache[str, KeyGrant | None] = TTLCache(maxsize=MAX_ENTRIES, ttl=ttl)
+
+    async def grant(self, key: str) -> KeyGrant | None:
+        if key in self._grants:
+            return self._grants[key]
+        found = await self._keys.grant(key)
+        self._grants[key] = found
+        return found
 
     async def tenant_of(self, key: str) -> str | None:
-        tenant = self._tenants.get(key)
-        if tenant is None:
-            tenant = await self._keys.tenant_of(key)
-            if tenant is not None:
-                self._tenants[key] = tenant
-        return tenant
+        found = await self.grant(key)
+        return found.tenant_id if found else None
+
+
+class CachedTenantLimits:
+    def __init__(self, tenants: TenantRepository, defaults: Limits, *, ttl: float) -> None:
+        self._tenants = tenants
+        self._defaults = defaults
+        self._limits: TTLCache[str, TenantLimits] = TTLCache(maxsize=MAX_ENTRIES, ttl=ttl)
+
+    async def of(self, tenant_id: str) -> TenantLimits:
+        found = self._limits.get(tenant_id)
+        if found is None:
+            found = resolve(self._defaults, await self._tenants.limits(tenant_id))
+            self._limits[tenant_id] = found
+        return found
 
 
 class CachedWorkflows:

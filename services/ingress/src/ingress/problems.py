@@ -6,10 +6,13 @@ import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 
+import urllib3.exceptions
+from aiokafka.errors import KafkaError
 from contracts.api import Problem, ProblemItem
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("ingress")
@@ -66,7 +69,19 @@ def _pointer(loc: Sequence[int | str]) -> str:
     return "/" + "/".join(parts)
 
 
-def install(app: FastAPI) -> None:
+# A dependency that is down or does not answer: the caller's request was fine and may be
+# retried as is, so 503 with Retry-After, naming the dependency but never the exception's text
+# (addresses, credentials in URLs); the log has the details.
+UNAVAILABLE: tuple[tuple[type[Exception], str], ...] = (
+    (ConnectionFailure, "MongoDB"),  # unreachable, timed out, no primary
+    (ExecutionTimeout, "MongoDB"),
+    (KafkaError, "Kafka"),
+    (urllib3.exceptions.HTTPError, "S3"),  # the minio SDK's connection and retry errors
+    (TimeoutError, "a dependency"),
+)
+
+
+def install(app: FastAPI, *, retry_after_seconds: int = 5) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
         return problem_response(
@@ -108,6 +123,26 @@ def install(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        name = next((n for t, n in UNAVAILABLE if isinstance(exc, t)), "a dependency")
+        log.warning(
+            "%s %s: %s unavailable: %s: %s",
+            request.method,
+            request.url.path,
+            name,
+            type(exc).__name__,
+            exc,
+        )
+        return problem_response(
+            503,
+            f"{name} is unavailable at the moment; retry after the seconds in Retry-After",
+            kind="unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+    for exc_type, _ in UNAVAILABLE:
+        app.add_exception_handler(exc_type, on_unavailable)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -18,10 +18,12 @@ from storage.keys import ApiKeyRepository
 from storage.mongo import Document
 from storage.runs import RunRecord, RunRepository
 from storage.tenants import TenantRepository
+from storage.usage import UsageRepository
 from storage.workflows import WorkflowRepository
 
-from ingress.caches import CachedKeys, CachedWorkflows
+from ingress.caches import CachedKeys, CachedTenantLimits, CachedWorkflows
 from ingress.hub import Hub
+from ingress.ratelimit import RequestRate
 from ingress.settings import IngressSettings
 
 
@@ -39,6 +41,9 @@ class Runtime:
     idempotency: IdempotencyKeys
     deliveries: DeliveryRepository = field(init=False)
     tenants: TenantRepository = field(init=False)
+    usage: UsageRepository = field(init=False)
+    request_rate: RequestRate = field(init=False)
+    cached_limits: CachedTenantLimits = field(init=False)
     definitions: Definitions = field(init=False)
     renderer: RunRenderer = field(init=False)
     cached_keys: CachedKeys = field(init=False)
@@ -47,11 +52,14 @@ class Runtime:
     def __post_init__(self) -> None:
         self.deliveries = DeliveryRepository(self.db)
         self.tenants = TenantRepository(self.db)
+        self.usage = UsageRepository(self.db)
+        self.request_rate = RequestRate()
         self.definitions = Definitions(self.workflows)
         self.renderer = RunRenderer(self.definitions, self.presign)
         ttl = self.settings.cache_seconds
         self.cached_keys = CachedKeys(self.keys, ttl=ttl)
         self.cached_workflows = CachedWorkflows(self.workflows, ttl=ttl)
+        self.cached_limits = CachedTenantLimits(self.tenants, self.settings, ttl=ttl)
 
     def presign(self, ref: str) -> str:
         return self.store.presign(ref, expires=self.settings.s3_url_expiry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from ingress.body import parse, read_json
 from ingress.hub import wait_for_end
 from ingress.prefer import Preference, parse_prefer
 from ingress.problems import ProblemError
+from ingress.quotas import admit_run
 from ingress.routes.webhooks import check_webhook_target
 from ingress.routes.workflows import WorkflowIdPath
 from ingress.runtime import Runtime, RuntimeDep
@@ -159,7 +161,7 @@ async def run_workflow(
         await check_webhook_target(str(body.webhook), runtime.settings.egress_policy())
 
     now = datetime.now(UTC)
-    run_id = time_ordered_id("run")
+    run_id = fresh_id = time_ordered_id("run")
     if idempotency_key is not None:
         claimed = await runtime.idempotency.claim(
             IdempotencyRecord(
@@ -180,6 +182,11 @@ async def run_workflow(
             )
         run_id = claimed.run_id
 
+    # A new run (or the repeat of one refused before it was stored) must fit the tenant's
+    # runs per minute and concurrent runs; a refusal (429) stores nothing.
+    admission = None
+    if run_id == fresh_id or await runtime.runs.get(run_id) is None:
+        admission = await admit_run(runtime, request, tenant_id, run_id)
     state = new_run_state(run_id, defn, body.inputs, timeout_seconds=timeout_seconds)
     record = RunRecord(
         run_id=run_id,
@@ -214,8 +221,15 @@ async def run_workflow(
             existing = await runtime.runs.get(run_id)
             if existing is None or existing.status != RunStatus.QUEUED.value:
                 return await _answer(runtime, run_id, prefer, events)
+        except Exception:
+            if admission is not None:
+                await admission.release(runtime)
+            raise
         try:
-            await runtime.publisher.publish(requested, event_id=f"{run_id}:requested")
+            # Bounded: with Kafka unreachable the request is answered 202 (the run is stored
+            # and due, so the sweeper publishes it) instead of held until the client gives up.
+            async with asyncio.timeout(runtime.settings.publish_timeout_seconds):
+                await runtime.publisher.publish(requested, event_id=f"{run_id}:requested")
         except Exception:
             # Stored with its due time: the sweeper starts it. Answer with what we have.
             log.exception(
