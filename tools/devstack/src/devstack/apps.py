@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -55,10 +56,15 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 
 def ensure_dev_key(settings: Settings) -> dict[str, str]:
-    """A working API key for the dev tenant, recorded in .stack/env with the API's URL."""
+    """A working API key for the dev tenant, recorded in .stack/env with the API's URL, and the
+    admin key of the admin API (`ADMIN_API_KEY`, made once). The dev tenant has no rate limits
+    or quotas, so `make bench` and experiments are never throttled."""
     env = service_env(settings)
-    current = envfile.read_env_file(settings.env_file).get("WORKFLOW_API_KEY", "")
+    recorded = envfile.read_env_file(settings.env_file)
+    current = recorded.get("WORKFLOW_API_KEY", "")
+    admin_key = recorded.get("ADMIN_API_KEY") or "wfadmin_" + secrets.token_urlsafe(32)
     cmd = [sys.executable, "-m", "ingress.admin", "create-key", "--tenant", DEV_TENANT]
+    cmd += ["--limits", "unlimited"]
     if current:
         cmd += ["--keep", current]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -67,6 +73,7 @@ def ensure_dev_key(settings: Settings) -> dict[str, str]:
     values = {
         "WORKFLOW_API_URL": f"http://127.0.0.1:{env['INGRESS_PORT']}",
         "WORKFLOW_API_KEY": out.stdout.strip().splitlines()[-1],
+        "ADMIN_API_KEY": admin_key,
     }
     envfile.write_env(settings.env_file, values)
     return values
@@ -264,6 +271,7 @@ def _banner(settings: Settings) -> str:
         "==================== Workflow API is running ====================\n"
         f"  API:      {env['WORKFLOW_API_URL']}  (docs: {env['WORKFLOW_API_URL']}/docs)\n"
         f"  API key:  {env['WORKFLOW_API_KEY']}\n"
+        f"  Admin key (/v1/admin, /metrics): ADMIN_API_KEY in {settings.env_file}\n"
         f"  Demo workflow '{DEMO_WORKFLOW}' is registered. Try:\n\n"
         f"  {curl_line(settings)}\n"
         "==================================================================\n"
