@@ -92,6 +92,27 @@ def backoff(failures: int, retry_delay: float, max_retry_delay: float) -> float:
     return min(max_retry_delay, retry_delay * 2.0 ** min(failures - 1, 32))
 
 
+TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+)
+"""Failures of a dependency (unreachable, timed out) rather than of a message."""
+
+
+def is_transient(exc: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
+    """A dependency failing (retried while it lasts) rather than the message or a bug: one of
+    `TRANSIENT` or `extra`, or a Kafka error Kafka calls retriable. A message too large for
+    Kafka is never transient (it stays too large), nor is a try that ran out of time."""
+    if isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError | AttemptTimedOut):
+        return False
+    if isinstance(exc, TRANSIENT + extra):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -112,14 +133,7 @@ class Dispatcher:
         # recognised from the `ce_type` header and skipped without decoding.
         self._ignored = frozenset(BY_TYPE) - {t.event_type for t in self._handlers}
         self._publisher = publisher
-        self._transient: tuple[type[BaseException], ...] = (
-            ConnectionError,
-            TimeoutError,
-            KafkaConnectionError,
-            KafkaTimeoutError,
-            RequestTimedOutError,
-            *transient,
-        )
+        self._transient = transient
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
@@ -141,13 +155,7 @@ class Dispatcher:
         return self._max_attempts * self._attempt_timeout + pauses
 
     def is_transient(self, exc: BaseException) -> bool:
-        """A dependency failing (retried while it lasts) rather than the message or a bug.
-        A message too large for Kafka is never transient: it stays too large."""
-        if isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError | AttemptTimedOut):
-            return False
-        if isinstance(exc, self._transient):
-            return True
-        return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+        return is_transient(exc, self._transient)
 
     async def handle(self, msg: KafkaMessage) -> Envelope | None:
         """The body of a single-record FastStream subscriber: hand the record to `dispatch`."""

@@ -20,6 +20,7 @@ from storage.runs import RunRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
+from orchestrator.poison import PoisonRuns
 from orchestrator.service import ClaimInFlight, Orchestrator, Policy
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.sweeper import Sweeper
@@ -56,6 +57,11 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         lease=settings.timer_lease_seconds,
     )
     background: set[asyncio.Task[None]] = set()
+    transient = (*mongo.TRANSIENT_ERRORS, ClaimInFlight)
+    # A message that cannot be processed is parked after its tries and its run ends failed.
+    poison = PoisonRuns(
+        service, runs, publisher, transient=transient, claim_grace=settings.watchdog_seconds
+    )
     dispatcher = Dispatcher(
         {
             ev.RunRequested: service.on_run_requested,
@@ -65,7 +71,15 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
             ev.TimerFired: service.on_timer_fired,
         },
         publisher,
-        transient=(*mongo.TRANSIENT_ERRORS, ClaimInFlight),
+        transient=transient,
+        max_attempts=settings.max_message_attempts,
+        attempt_timeout=settings.message_attempt_timeout_seconds,
+        on_dead_letter=poison.on_dead_letter,
+    )
+    log.info(
+        "a message is dead-lettered after %d tries, within %.1f s",
+        settings.max_message_attempts,
+        dispatcher.retry_budget() or 0,
     )
 
     # One consumer takes every run-keyed input topic with the range assignor: partition N of
