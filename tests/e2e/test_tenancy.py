@@ -133,6 +133,23 @@ def test_a_tenant_over_its_runs_per_minute_gets_429_naming_the_limit(system: Any
         assert len(c.get("/v1/runs", params={"workflowId": workflow_id}).json()["items"]) == 2
 
 
+def test_a_tenant_over_its_stored_bytes_gets_429_and_nothing_more_is_stored(
+    system: Any,
+) -> None:
+    _, key = _tenant(system, {"storedBytes": 3000})
+    upload = {"Content-Type": "text/plain"}
+    with system.client(key["key"]) as c:
+        first = c.post("/v1/assets", content=b"x" * 2000, headers=upload)
+        assert first.status_code == 201, first.text
+        assert '"stored-bytes";q=3000' in first.headers["RateLimit-Policy"]
+        refused = c.post("/v1/assets", content=b"y" * 2000, headers=upload)
+        assert refused.status_code == 429, refused.text
+        assert "TENANT_STORED_BYTES (3000)" in refused.json()["detail"]
+        assert int(refused.headers["Retry-After"]) >= 1
+        small = c.post("/v1/assets", content=b"z" * 500, headers=upload)
+        assert small.status_code == 201, "what fits is still accepted"
+
+
 def test_keys_are_listed_by_prefix_and_a_revoked_key_is_refused_within_a_second(
     system: Any,
 ) -> None:

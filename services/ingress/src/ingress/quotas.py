@@ -115,3 +115,29 @@ async def admit_run(runtime: Runtime, request: Request, tenant_id: str, run_id: 
             )
     _record(request, decisions)
     return admission
+
+
+async def check_stored_bytes(
+    runtime: Runtime, request: Request, tenant_id: str, incoming: int | None
+) -> None:
+    """Refuse (429) an upload that would take the tenant past its stored bytes. Checked before
+    the upload and charged after it (`charge_stored_bytes`): uploads running at the same time
+    may pass the quota by what they carry, never by more."""
+    limits = await runtime.cached_limits.of(tenant_id)
+    if limits.stored_bytes is None:
+        return
+    used = await runtime.usage.stored_bytes(tenant_id)
+    decision = ratelimit.quota("stored-bytes", limits.stored_bytes, used + (incoming or 1))
+    if not decision.allowed:
+        raise _refuse(
+            request,
+            [decision],
+            f"the tenant stores {used} bytes of uploads; this one would pass "
+            f"{exceeded('tenant_stored_bytes', limits.stored_bytes)}",
+        )
+    _record(request, [decision])
+
+
+async def charge_stored_bytes(runtime: Runtime, tenant_id: str, size: int) -> None:
+    # Charged whether or not the tenant has a quota now, so that one set later is true.
+    await runtime.usage.charge_bytes(tenant_id, size)

@@ -18,6 +18,7 @@ from workflow.limits import exceeded
 
 from ingress.auth import TenantId
 from ingress.problems import ProblemError
+from ingress.quotas import charge_stored_bytes, check_stored_bytes
 from ingress.runtime import RuntimeDep
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -77,6 +78,7 @@ async def upload_asset(request: Request, tenant_id: TenantId, runtime: RuntimeDe
         raise ProblemError(400, "the body is empty", kind="empty-upload")
     if len(first) > limit:
         raise _too_large(limit)
+    await check_stored_bytes(runtime, request, tenant_id, declared)
     ext = mimetypes.guess_extension(content_type) or ".bin"
     key = f"{tenant_id}/{time_ordered_id('asset')}{ext}"
     ref, size = await runtime.store.put_stream(
@@ -88,4 +90,5 @@ async def upload_asset(request: Request, tenant_id: TenantId, runtime: RuntimeDe
         metadata=owned_by(tenant_id),
     )
     # `size` is what the tenant now stores (what a stored-bytes quota charges).
+    await charge_stored_bytes(runtime, tenant_id, size)
     return AssetResource(ref=ref, url=runtime.presign(ref), content_type=content_type, bytes=size)
