@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from workflow.definition import RetryPolicy
+from workflow.definition import RetryPolicy, documented_maximum
 from workflow.limits import Limits
 
 ASSET_REF_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
@@ -184,7 +184,9 @@ class MapTemplate(NodeParams):
     params: dict[str, Any] = {}
     retry: RetryPolicy | None = None
     """Each item is retried on its own with this policy."""
-    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
+    timeout_seconds: float | None = Field(
+        None, gt=0, allow_inf_nan=False, json_schema_extra=documented_maximum("max_timeout_seconds")
+    )
 
 
 class MapParams(NodeParams):

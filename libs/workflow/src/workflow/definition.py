@@ -9,9 +9,17 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from workflow.limits import Limits
+
 NODE_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
+
+
+def documented_maximum(limit: str, keyword: str = "maximum") -> dict[str, Any]:
+    """A configurable limit's default, stated in the JSON Schema (and so the OpenAPI document)
+    but not enforced by the model: `validation` enforces the configured value."""
+    return {keyword: Limits.model_fields[limit].default}
 
 
 class DefinitionModel(BaseModel):
@@ -44,7 +52,9 @@ class NodeSpec(DefinitionModel):
     type: str = Field(min_length=1)
     params: dict[str, Any] = {}
     retry: RetryPolicy | None = None
-    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
+    timeout_seconds: float | None = Field(
+        None, gt=0, allow_inf_nan=False, json_schema_extra=documented_maximum("max_timeout_seconds")
+    )
 
 
 def _object_schema() -> dict[str, Any]:
@@ -55,12 +65,19 @@ class WorkflowDefinition(DefinitionModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
     input_schema: dict[str, Any] = Field(default_factory=_object_schema)
-    nodes: list[NodeSpec] = Field(min_length=1)
-    """At most ``MAX_NODES``: a configured limit, so `validation.parse_definition` checks it
-    (on the raw document, before this model is built) rather than a fixed bound here."""
+    # At most MAX_NODES: a configured limit, so `validation.parse_definition` checks it (on the
+    # raw document, before this model is built) and the schema only states its default.
+    nodes: list[NodeSpec] = Field(
+        min_length=1, json_schema_extra=documented_maximum("max_nodes", "maxItems")
+    )
     outputs: dict[str, str] = {}
     """Output name → template string, e.g. ``{{ nodes.square.image }}``."""
-    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
+    timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        json_schema_extra=documented_maximum("max_run_timeout_seconds"),
+    )
 
     def node(self, node_id: str) -> NodeSpec | None:
         return next((node for node in self.nodes if node.id == node_id), None)
