@@ -67,6 +67,8 @@ def create_app(settings: ExecutorSettings) -> FastStream:
             ev.RunCancelRequested: executor.on_cancel_requested,
         },
         publisher,
+        max_attempts=settings.max_message_attempts,
+        on_dead_letter=executor.on_dead_letter,
     )
 
     # Steps of one run share a partition (keyed by runId) yet must run in parallel, so records
@@ -82,7 +84,10 @@ def create_app(settings: ExecutorSettings) -> FastStream:
 
     @subscriber
     async def handle(msg: KafkaMessage) -> None:
-        await dispatcher.handle(msg)
+        # Acknowledged on receipt, so a failed try is made again here (a step's own failures
+        # are reported, not raised; what raises is a result that cannot be sent): a step
+        # request that fails every try is answered with step.failed by `on_dead_letter`.
+        await dispatcher.handle_in_place(msg)
 
     # Every executor hears every cancel (no group): any of them may hold the run's steps.
     @broker.subscriber(

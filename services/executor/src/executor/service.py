@@ -7,13 +7,17 @@ broken input asset) are permanent; our dependencies failing or a timeout are ret
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import httpx
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from bus.deadletter import DeadLetter
 from bus.publisher import EventPublisher
+from bus.topics import Topic
 from contracts.events import (
     RunCancelRequested,
     StepFailed,
@@ -25,7 +29,7 @@ from contracts.events import (
 from egress import EgressRefused, UnresolvableHost
 from storage.assets import AssetNotFound, AssetStore, InvalidAssetRef
 from workflow.catalog import NodeKind, get_node_type
-from workflow.limits import Limits
+from workflow.limits import Limits, exceeded
 from workflow.validation import ParamsError, validate_params
 
 from executor.imaging.provider import ImageProvider, ProviderError
@@ -44,6 +48,7 @@ log = logging.getLogger("executor")
 
 CANCELED_MEMORY = 10_000
 CANCELED = StepFailure(code="canceled", message="the run was canceled")
+POISON_CODE = "poison_message"
 
 
 def _now() -> datetime:
@@ -54,6 +59,23 @@ class NodeFailure(Exception):
     def __init__(self, code: str, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.failure = StepFailure(code=code, message=message, retryable=retryable)
+
+
+def _step_of(letter: DeadLetter) -> tuple[str, str, int] | None:
+    """Run, node and attempt of a dead-lettered step request: from the event when it
+    decoded, else read leniently from its JSON (a schema it failed may still name them)."""
+    if isinstance(letter.event, StepRequested):
+        return letter.event.run_id, letter.event.node_id, letter.event.attempt
+    try:
+        data = json.loads(letter.value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    node_id, attempt, run_id = data.get("nodeId"), data.get("attempt"), letter.run_id
+    if not isinstance(node_id, str) or type(attempt) is not int or attempt < 1 or not run_id:
+        return None
+    return run_id, node_id, attempt
 
 
 def classify(exc: BaseException) -> StepFailure:
@@ -194,16 +216,52 @@ class Executor:
                 running.discard(work)
                 if not running:
                     del self._running[step.run_id]
-        await self._publisher.publish(
-            StepSucceeded(
-                run_id=step.run_id,
-                node_id=step.node_id,
-                attempt=step.attempt,
-                outputs=result.outputs,
-                assets=result.assets,
-                started_at=started,
-                finished_at=self._clock(),
+        try:
+            await self._publisher.publish(
+                StepSucceeded(
+                    run_id=step.run_id,
+                    node_id=step.node_id,
+                    attempt=step.attempt,
+                    outputs=result.outputs,
+                    assets=result.assets,
+                    started_at=started,
+                    finished_at=self._clock(),
+                )
             )
+        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+            # The result can never be sent, however often the step runs: say so instead
+            # (failing here would only run the step again, up to its message's budget).
+            limit = exceeded("max_step_output_bytes", self._limits.max_step_output_bytes)
+            message = f"the step's result does not fit a Kafka message ({exc}); {limit}"
+            await self._failed(
+                step, started, StepFailure(code="outputs_too_large", message=message)
+            )
+
+    async def on_dead_letter(self, letter: DeadLetter) -> None:
+        """A step request that cannot be processed (undecodable, or failing every try) is
+        answered with a `step.failed` that is not retried, carrying the reason: the
+        orchestrator then fails the step and its run instead of waiting for its timeout."""
+        if not letter.topic.endswith(Topic.STEP_REQUESTED.value):
+            return  # a cancel: the orchestrator, which reads it too, ends its run
+        step = _step_of(letter)
+        if step is None:
+            log.error(
+                "run %s: a step request that names no step was dead-lettered; its timeout ends it",
+                letter.run_id,
+            )
+            return
+        run_id, node_id, attempt = step
+        now = self._clock()
+        await self._publisher.publish(
+            StepFailed(
+                run_id=run_id,
+                node_id=node_id,
+                attempt=attempt,
+                error=StepFailure(code=POISON_CODE, message=letter.describe(), retryable=False),
+                started_at=now,
+                finished_at=now,
+            ),
+            event_id=f"{run_id}:{node_id}:{attempt}:{POISON_CODE}",
         )
 
     async def _failed(self, step: StepRequested, started: datetime, failure: StepFailure) -> None:
