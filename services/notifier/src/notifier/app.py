@@ -79,6 +79,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
         },
         publisher,
         transient=mongo.TRANSIENT_ERRORS,
+        max_attempts=settings.max_message_attempts,
     )
 
     @broker.subscriber(

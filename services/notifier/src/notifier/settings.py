@@ -7,11 +7,12 @@ from egress import EgressSettings
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 from storage.settings import MongoSettings, S3Settings
+from workflow.limits import Limits
 
 from notifier.retries import DEFAULT_SCHEDULE, RetrySchedule
 
 
-class NotifierSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings):
+class NotifierSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings, Limits):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     notifier_group_id: str = "notifier"
