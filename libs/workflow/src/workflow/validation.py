@@ -19,6 +19,7 @@ from jsonschema.exceptions import (
 )
 from jsonschema.protocols import Validator
 from pydantic import BaseModel, ConfigDict, ValidationError
+from referencing.exceptions import Unresolvable
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
@@ -128,9 +129,20 @@ def validate_inputs(
             for m in unsafe
         ]
     assert validator is not None
-    problems = {
-        problem for error in validator.iter_errors(inputs) for problem in _input_problems(error)
-    }
+    try:
+        problems = {
+            problem for error in validator.iter_errors(inputs) for problem in _input_problems(error)
+        }
+    except (Unresolvable, RecursionError) as exc:
+        # Registration vets references and recursion; should one still slip through, the
+        # caller gets a 422 naming the schema rather than an exception (a 500).
+        reason = type(exc).__name__
+        return [
+            Problem(
+                path="/inputs",
+                message=f"the workflow's input schema cannot be evaluated ({reason})",
+            )
+        ]
     return sorted(problems, key=lambda p: (p.path, p.message))
 
 
