@@ -19,9 +19,9 @@ from jsonschema.exceptions import (
 )
 from jsonschema.protocols import Validator
 from pydantic import BaseModel, ConfigDict, ValidationError
-from referencing.exceptions import Unresolvable
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
+from referencing.exceptions import Unresolvable
 
 from workflow.catalog import CATALOG, NodeKind, NodeType, WorkflowRunParams, get_node_type
 from workflow.dag import describe_cycle, find_cycles
