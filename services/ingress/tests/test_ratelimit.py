@@ -99,3 +99,15 @@ def test_every_tenant_route_needs_a_named_scope_and_an_unknown_one_needs_all() -
     assert required_scopes("GET", "/v1/runs/run_1/events") == ("runs:read",)
     assert required_scopes("POST", "/v1/runs/run_1/cancel") == ("runs:write",)
     assert required_scopes("DELETE", "/v1/something-new") == EVERY_SCOPE
+
+
+def test_only_runs_admitted_with_a_marker_are_released_and_only_once() -> None:
+    marked = ratelimit.MarkedRuns(max_runs=2)
+    marked.add("run_a")
+    marked.add("run_b")
+    assert marked.take(["run_a", "run_x"]) == ["run_a"]
+    assert marked.take(["run_a"]) == [], "a repeated terminal event deletes nothing more"
+    marked.add("run_c")
+    marked.add("run_d")  # over max_runs: the oldest is forgotten (reconciled at the quota)
+    assert len(marked) == 2
+    assert marked.take(["run_b", "run_c", "run_d"]) == ["run_c", "run_d"]

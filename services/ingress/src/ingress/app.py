@@ -28,6 +28,7 @@ from ingress import problems, ratelimit
 from ingress.auth import RATELIMIT_STATE
 from ingress.hub import TERMINAL_TYPES, Hub
 from ingress.openapi_bodies import document_raw_bodies
+from ingress.ratelimit import MarkedRuns
 from ingress.routes import admin, assets, events, health, runs, webhooks, workflows
 from ingress.runtime import Runtime
 from ingress.settings import IngressSettings
@@ -79,6 +80,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
         broker = make_broker(settings.kafka_bootstrap_servers, client_id="ingress")
         hub = Hub()
         usage = UsageRepository(db)
+        marked_runs = MarkedRuns()
         releasing: set[asyncio.Task[None]] = set()
 
         async def release(run_ids: list[str]) -> None:
@@ -110,6 +112,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
                     log.warning("ignoring undecodable event: %s", exc)
                     continue
                 hub.publish(envelope)
+            ended = marked_runs.take(ended)
             if ended:
                 # Ended runs no longer count against their tenant's concurrent runs. In the
                 # background: waking waiting requests must not wait on MongoDB.
@@ -136,6 +139,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
             keys=ApiKeyRepository(db),
             hub=hub,
             idempotency=IdempotencyKeys(db),
+            marked_runs=marked_runs,
         )
         try:
             yield

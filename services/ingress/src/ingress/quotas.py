@@ -2,9 +2,9 @@
 
 Called once a run request is valid and before anything is stored: a refusal (429) leaves
 nothing behind. An admitted run holds a marker in `active_runs` until its terminal event is
-seen (`app`'s event listener removes it); a marker whose event was missed is found out when the
-tenant reaches its quota (`UsageRepository.reconcile`). A tenant without these limits costs
-nothing here.
+seen (`app`'s event listener removes it, in the replica that admitted the run); a marker whose
+event was missed is found out when the tenant reaches its quota (`UsageRepository.reconcile`).
+A tenant without these limits costs nothing here.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Admission:
         if self.window is not None:
             await runtime.usage.uncount_start(self.tenant_id, self.window)
         if self.marked:
+            runtime.marked_runs.take([self.run_id])
             await runtime.usage.remove_active([self.run_id])
 
 
@@ -85,6 +86,8 @@ async def admit_run(runtime: Runtime, request: Request, tenant_id: str, run_id: 
         window if limits.runs_per_minute is not None else None,
         marked=marked,
     )
+    if marked:
+        runtime.marked_runs.add(run_id)
     decisions: list[ratelimit.Decision] = []
     if limits.runs_per_minute is not None:
         rate = ratelimit.run_starts(limits.runs_per_minute, previous, current, elapsed)

@@ -159,3 +159,27 @@ def headers(decisions: list[Decision]) -> dict[str, str]:
     if refused:
         out["Retry-After"] = str(max(refused))
     return out
+
+
+class MarkedRuns:
+    """The runs this process admitted with an active-run marker: only their terminal events
+    cost a delete here, so tenants without a concurrent-runs quota (the bench's) cost none,
+    and of several replicas only the one that admitted a run removes its marker. A marker
+    this process forgot (a restart, or more than `max_runs` at once) is removed by the
+    reconciliation when its tenant reaches its quota."""
+
+    def __init__(self, max_runs: int = 100_000) -> None:
+        self._runs: dict[str, None] = {}
+        self._max = max_runs
+
+    def add(self, run_id: str) -> None:
+        if len(self._runs) >= self._max:
+            self._runs.pop(next(iter(self._runs)))
+        self._runs[run_id] = None
+
+    def take(self, run_ids: list[str]) -> list[str]:
+        """Those of `run_ids` that were marked, forgetting them."""
+        return [r for r in run_ids if self._runs.pop(r, 0) is None]
+
+    def __len__(self) -> int:
+        return len(self._runs)

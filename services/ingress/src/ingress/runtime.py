@@ -23,7 +23,7 @@ from storage.workflows import WorkflowRepository
 
 from ingress.caches import CachedKeys, CachedTenantLimits, CachedWorkflows
 from ingress.hub import Hub
-from ingress.ratelimit import RequestRate
+from ingress.ratelimit import MarkedRuns, RequestRate
 from ingress.settings import IngressSettings
 
 
@@ -39,6 +39,7 @@ class Runtime:
     keys: ApiKeyRepository
     hub: Hub
     idempotency: IdempotencyKeys
+    marked_runs: MarkedRuns = field(default_factory=MarkedRuns)
     deliveries: DeliveryRepository = field(init=False)
     tenants: TenantRepository = field(init=False)
     usage: UsageRepository = field(init=False)
