@@ -102,8 +102,8 @@ class Limits(BaseSettings):
     # --- a new tenant's rate limits and quotas (each tenant may have its own) -------------
     tenant_requests_per_second: float = Field(default=10, gt=0)
     """Authenticated requests per second (bursts up to twice as many); 429 above."""
-    tenant_runs_per_minute: int = Field(default=60, ge=1)
-    """Runs started over the API per minute; 429 above."""
+    tenant_runs_per_minute: int = Field(default=180, ge=1)
+    """Runs started over the API per minute (a few a second, like hosted APIs); 429 above."""
     tenant_concurrent_runs: int = Field(default=10, ge=1)
     """Runs started over the API that are queued or running at once; 429 above."""
     tenant_stored_bytes: int = Field(default=1 * GIB, ge=1024)
