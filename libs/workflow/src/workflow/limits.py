@@ -64,6 +64,9 @@ class Limits(BaseSettings):
     max_schema_expansion: int = Field(default=2_000, ge=10, le=1_000_000)
     """Subschemas (`allOf`/`anyOf`/`oneOf`/`$ref`, nested) one value of the inputs may be
     checked against; an `inputSchema` that nests more widely is refused at registration."""
+    max_schema_steps: int = Field(default=200_000, ge=1_000)
+    """Keyword evaluations one run's inputs may take against the `inputSchema` (a bound on
+    what registration cannot see, like `anyOf` branches recursing with the inputs); 422 above."""
 
     # --- runs (checked when the value is known) ------------------------------------------
     max_resolved_value_bytes: int = Field(default=256 * KIB, ge=1024)
