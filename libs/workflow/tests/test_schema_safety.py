@@ -147,3 +147,35 @@ def test_schema_problems_on_an_ordinary_schema_are_empty() -> None:
         "$defs": {"unused": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
     }
     assert schema_problems(schema, LIMITS) == []
+
+
+def _doubling_schema() -> dict[str, Any]:
+    """Two anyOf branches that both recurse with the inputs: 2^depth evaluations."""
+    branch = {"type": "array", "items": {"$ref": "#/$defs/t"}}
+    return {
+        "type": "object",
+        "properties": {"x": {"$ref": "#/$defs/t"}},
+        "$defs": {"t": {"anyOf": [branch, {**branch}]}},
+    }
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_work_registration_cannot_foresee_is_bounded_by_max_schema_steps() -> None:
+    schema = _doubling_schema()
+    assert _registration_problems(schema) == []
+    limits = Limits.model_construct(max_schema_steps=5_000)
+    started = time.perf_counter()
+    problems = validate_inputs(schema, {"x": _nested(60)}, limits)
+    print(f"anyOf doubling, 60 deep, 5,000 steps: {time.perf_counter() - started:.3f} s")
+    assert [p.message for p in problems] == [
+        "checking these inputs against the input schema takes more than the limit"
+        " MAX_SCHEMA_STEPS (5000) keyword evaluations"
+    ]
+    # Shallow inputs fit the budget and are checked as usual.
+    assert [p.path for p in validate_inputs(schema, {"x": _nested(3)}, limits)] == ["/inputs/x"]

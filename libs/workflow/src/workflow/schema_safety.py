@@ -24,8 +24,10 @@ combination with ``re`` internally, out of reach of the RE2 keywords below).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from functools import lru_cache
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache, wraps
 from typing import Any
 from urllib.parse import unquote
 
@@ -346,16 +348,59 @@ def _format_checker() -> FormatChecker:
     return checker
 
 
+class StepBudgetExceeded(Exception):
+    """Raised inside an evaluation that used up its ``MAX_SCHEMA_STEPS``."""
+
+
+_steps_left: ContextVar[list[int] | None] = ContextVar("schema_steps_left", default=None)
+"""The evaluation in progress in this context (thread), as a mutable one-item counter."""
+
+KeywordFn = Callable[[Any, Any, Any, Any], Any]
+
+
+def _counted(keyword: KeywordFn) -> KeywordFn:
+    """``keyword`` charging one step to the running evaluation's budget.
+
+    Some schemas are only expensive with the inputs at hand (``anyOf`` branches that both
+    recurse into nested arrays double the work per level), so registration cannot refuse
+    them; counting every keyword evaluated bounds them all.
+    """
+
+    @wraps(keyword)
+    def counted(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        left = _steps_left.get()
+        if left is not None:
+            left[0] -= 1
+            if left[0] < 0:
+                raise StepBudgetExceeded
+        return keyword(validator, value, instance, schema)
+
+    return counted
+
+
+@contextmanager
+def step_budget(steps: int) -> Iterator[None]:
+    """Evaluations inside may take ``steps`` keyword evaluations, then StepBudgetExceeded."""
+    token = _steps_left.set([steps])
+    try:
+        yield
+    finally:
+        _steps_left.reset(token)
+
+
+_KEYWORDS: dict[str, KeywordFn] = {
+    **Draft202012Validator.VALIDATORS,
+    "pattern": _pattern,
+    "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties,
+    "uniqueItems": _unique_items,
+}
+
 SafeValidator = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
-    validators={
-        "pattern": _pattern,
-        "patternProperties": _pattern_properties,
-        "additionalProperties": _additional_properties,
-        "uniqueItems": _unique_items,
-    },
+    validators={name: _counted(keyword) for name, keyword in _KEYWORDS.items()},
 )
-"""Draft 2020-12 with every pattern on RE2 and a hashing ``uniqueItems``."""
+"""Draft 2020-12 with every pattern on RE2, a hashing ``uniqueItems`` and a step budget."""
 
 
 def safe_validator(schema: Mapping[str, Any]) -> Validator:

@@ -27,7 +27,12 @@ from workflow.catalog import CATALOG, NodeKind, NodeType, WorkflowRunParams, get
 from workflow.dag import describe_cycle, find_cycles
 from workflow.definition import WorkflowDefinition
 from workflow.limits import Limits, exceeded
-from workflow.schema_safety import safe_validator, schema_problems
+from workflow.schema_safety import (
+    StepBudgetExceeded,
+    safe_validator,
+    schema_problems,
+    step_budget,
+)
 from workflow.template import Reference, TemplateSyntaxError, find_references
 
 _DEFAULTS = Limits.model_construct()
@@ -130,9 +135,20 @@ def validate_inputs(
         ]
     assert validator is not None
     try:
-        problems = {
-            problem for error in validator.iter_errors(inputs) for problem in _input_problems(error)
-        }
+        with step_budget(limits.max_schema_steps):
+            problems = {
+                problem
+                for error in validator.iter_errors(inputs)
+                for problem in _input_problems(error)
+            }
+    except StepBudgetExceeded:
+        return [
+            Problem(
+                path="/inputs",
+                message="checking these inputs against the input schema takes more than"
+                f" {exceeded('max_schema_steps', limits.max_schema_steps)} keyword evaluations",
+            )
+        ]
     except (Unresolvable, RecursionError) as exc:
         # Registration vets references and recursion; should one still slip through, the
         # caller gets a 422 naming the schema rather than an exception (a 500).
