@@ -397,3 +397,27 @@ def test_unique_items_over_4000_objects_answers_while_healthz_is_answered(system
         )
         assert _problem(r, 422)["errors"][0]["path"] == "/inputs/xs"
         assert _runs_of(c, workflow_id) == 1
+
+
+def test_a_schema_doubling_with_the_inputs_stops_at_max_schema_steps(system: Any) -> None:
+    branch = {"type": "array", "items": {"$ref": "#/$defs/t"}}
+    schema = {
+        "type": "object",
+        "properties": {"x": {"$ref": "#/$defs/t"}},
+        "$defs": {"t": {"anyOf": [branch, {**branch}]}},
+    }
+    nested: Any = 1
+    for _ in range(60):
+        nested = [nested]
+    with system.client() as c:
+        workflow_id = f"doubling-{secrets.token_hex(4)}"
+        assert c.put(
+            f"/v1/workflows/{workflow_id}", json=_definition(inputSchema=schema)
+        ).is_success
+        r = _timed(
+            system,
+            "anyOf doubling 60 deep (MAX_SCHEMA_STEPS)",
+            lambda: c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"x": nested}}),
+        )
+        _problem(r, 422, "MAX_SCHEMA_STEPS (200000)")
+        assert _runs_of(c, workflow_id) == 0
