@@ -126,6 +126,7 @@ def test_a_poison_message_is_dead_lettered_and_its_run_fails_with_the_reason(
         run_id = run["runId"]
         assert poll(c, run_id, until=("running",), timeout=20)["status"] == "running"
 
+        produced = time.monotonic()
         topic, partition, offset, letters = asyncio.run(
             _produce_poison(
                 system,
@@ -147,6 +148,7 @@ def test_a_poison_message_is_dead_lettered_and_its_run_fails_with_the_reason(
         # The run ends failed with that reason (it was waiting 60 s).
         final = poll(c, run_id, timeout=20)
         assert final["status"] == "failed", final
+        print(f"\nrun failed {time.monotonic() - produced:.2f} s after its poison message")
         assert final["error"]["code"] == "poison_message"
         assert UNKNOWN_VERSION in final["error"]["message"]
         assert "unknown event type" in final["error"]["message"]
