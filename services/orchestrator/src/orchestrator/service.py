@@ -400,7 +400,9 @@ class Orchestrator:
         return record.evolve(
             status=state.status.value,
             revision=state.revision,
-            state_json=state.model_dump_json(),
+            # Fields at their defaults are left out (they load back the same): every change
+            # rewrites the whole state, a map's items in particular, so its size is the cost.
+            state_json=state.model_dump_json(exclude_defaults=True),
             assets_json=json.dumps(merged),
             started_at=state.started_at,
             completed_at=state.completed_at,
