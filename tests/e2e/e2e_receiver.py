@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import threading
 import time
 from collections import defaultdict
@@ -13,12 +15,18 @@ from typing import Any
 
 from devstack.apps import RECEIVER_PORTS
 
+_next_port = itertools.count(random.randrange(RECEIVER_PORTS[1] - RECEIVER_PORTS[0] + 1))
+
 
 def serve_on_receiver_port(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """A loopback server on a free port of `RECEIVER_PORTS`: the only loopback ports the
-    system under test may call (EGRESS_ALLOW / HTTP_NODE_ALLOW in conftest.py)."""
+    system under test may call (EGRESS_ALLOW / HTTP_NODE_ALLOW in conftest.py).
+
+    Ports are taken in turn, not lowest-free-first: a receiver must not inherit the port of an
+    earlier test's receiver, whose late webhook retries would reach it."""
     low, high = RECEIVER_PORTS
-    for port in range(low, high + 1):
+    for _ in range(high - low + 1):
+        port = low + next(_next_port) % (high - low + 1)
         try:
             return ThreadingHTTPServer(("127.0.0.1", port), handler)
         except OSError:

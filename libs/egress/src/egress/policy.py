@@ -2,7 +2,7 @@
 
 `EGRESS_ALLOW` lists address categories (`loopback`, `private`, …) and/or CIDRs, comma
 separated; `EGRESS_ALLOW_HTTP=true` permits plain http. An entry may end in `:PORT` or
-`:LOW-HIGH` to admit those addresses only on those ports (`loopback:28700-28799`, so a local
+`:LOW-HIGH` to admit those addresses only on those ports (`loopback:28000-28999`, so a local
 stack's webhooks cannot reach its own Kafka or database ports); repeat an entry for several
 ranges. An IPv6 network with ports needs its prefix (`::1/128:8080`). Public addresses are
 reachable on every port. With `ENVIRONMENT=production` a blanket
@@ -100,7 +100,7 @@ class EgressPolicy:
 
     @classmethod
     def parse(cls, allow: str, *, allow_http: bool = False) -> EgressPolicy:
-        """`"loopback:28700-28799, 10.1.0.0/16"` → a policy; unknown entries raise
+        """`"loopback:28000-28999, 10.1.0.0/16"` → a policy; unknown entries raise
         `PolicyError`."""
         rules = tuple(Rule.parse(raw.strip().lower()) for raw in allow.split(",") if raw.strip())
         return cls(rules, allow_http)

@@ -26,7 +26,7 @@ DEV_TENANT = "dev"
 DEMO_WORKFLOW = "studio-portrait"
 READY_MARK = "FastStream app started successfully"
 COLORS = {"ingress": 36, "orchestrator": 35, "executor": 33, "notifier": 32}
-RECEIVER_PORTS = (28700, 28799)
+RECEIVER_PORTS = (28000, 28999)
 """The loopback ports a local stack's webhooks and `http.request` nodes may reach: where test
 receivers listen, away from the stack's own ports (Kafka, MongoDB, PostgreSQL, S3, ingress)
 and below the kernel's ephemeral range."""
