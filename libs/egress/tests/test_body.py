@@ -23,8 +23,13 @@ def zeros_gzip(size: int) -> bytes:
     return bytes(out + packer.flush())
 
 
-def response(body: bytes, encoding: str | None = None, chunk: int = 4096) -> httpx.Response:
-    headers = {"content-encoding": encoding} if encoding else {}
+def response(
+    body: bytes,
+    encoding: str | None = None,
+    chunk: int = 4096,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    headers = {**(headers or {}), **({"content-encoding": encoding} if encoding else {})}
 
     async def chunks() -> AsyncIterator[bytes]:
         for i in range(0, len(body), chunk):
@@ -82,7 +87,7 @@ async def test_one_byte_over_the_limit_is_refused_after_decoding() -> None:
 async def test_raw_bytes_are_counted_on_the_wire() -> None:
     with pytest.raises(BodyTooLarge, match="on the wire"):
         await read_bounded(response(bytes(LIMIT + 1)), LIMIT)
-    declared = httpx.Response(200, headers={"content-length": str(LIMIT + 1)}, content=b"")
+    declared = response(b"", headers={"content-length": str(LIMIT + 1)})
     with pytest.raises(BodyTooLarge, match="on the wire"):
         await read_bounded(declared, LIMIT)
 
@@ -95,3 +100,9 @@ async def test_unknown_or_corrupt_encodings_are_undecodable() -> None:
     with pytest.raises(UndecodableBody, match="deflate-encoded response is corrupt"):
         await read_bounded(response(b"\xff" * 50, "deflate"), LIMIT)
     assert "gzip" in ACCEPT_ENCODING
+
+
+async def test_a_response_already_in_memory_is_checked_by_its_size() -> None:
+    assert await read_bounded(httpx.Response(200, content=b"abc"), LIMIT) == b"abc"
+    with pytest.raises(BodyTooLarge, match="after decoding"):
+        await read_bounded(httpx.Response(200, content=bytes(LIMIT + 1)), LIMIT)

@@ -12,7 +12,15 @@ from typing import Any, cast
 import httpx
 import pytest
 from executor import nodes
-from executor.imaging import HttpProvider, ImageLimits, ImageTooLarge, decode, ops
+from executor.imaging import (
+    HttpProvider,
+    ImageLimits,
+    ImageTooLarge,
+    ProviderError,
+    decode,
+    ops,
+)
+from executor.imaging import provider as provider_module
 from executor.imaging.codec import configure_pillow
 from executor.nodes import NodeContext, ResponseTooLarge
 from executor.service import classify
@@ -212,3 +220,21 @@ async def test_an_encoding_we_did_not_ask_for_fails_without_retrying() -> None:
         await _http_request(answer, [])
     failure = classify(caught.value)
     assert (failure.code, failure.retryable) == ("invalid_response", False)
+
+
+async def test_a_provider_answer_is_bounded_on_the_wire_and_after_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(provider_module, "MAX_RESPONSE_BYTES", 65_536)
+    bomb = gzip.compress(_zeros_gzip(64 << 20))
+
+    def answer(_: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "image/png", "Content-Encoding": "gzip, gzip"}
+        return _answer(bomb, headers)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(ProviderError, match="larger than 65536 bytes after decoding") as caught:
+            await HttpProvider("http://model.test/", 5, client).generate(
+                prompt="x", negative_prompt=None, width=64, height=64, seed=None, quality="draft"
+            )
+    assert caught.value.retryable is False

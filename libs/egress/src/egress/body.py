@@ -131,6 +131,12 @@ class BoundedDecoder:
 async def read_bounded(response: httpx.Response, limit: int) -> bytes:
     """The decoded body of a streamed response, or `BodyTooLarge` once the raw or a decoded
     size passes `limit` (a declared Content-Length above it is refused before reading)."""
+    if response.is_stream_consumed:
+        # Already read into memory by httpx (e.g. a response built from bytes): the raw bytes
+        # are gone, only the decoded size is left to check.
+        if len(response.content) > limit:
+            raise BodyTooLarge(limit, "after decoding")
+        return response.content
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit, "on the wire")

@@ -6,6 +6,7 @@ import asyncio
 from typing import Final, Protocol
 
 import httpx
+from egress import ACCEPT_ENCODING, BodyTooLarge, UndecodableBody, read_bounded
 
 from executor.imaging.codec import (
     CONTENT_TYPES,
@@ -106,7 +107,11 @@ class HttpProvider:
         }
         try:
             async with self.client.stream(
-                "POST", self.url, json=payload, timeout=self.timeout
+                "POST",
+                self.url,
+                json=payload,
+                timeout=self.timeout,
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
@@ -119,22 +124,22 @@ class HttpProvider:
                         retryable=False,
                         status_code=response.status_code,
                     )
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > MAX_RESPONSE_BYTES:
-                        raise ProviderError(
-                            f"image provider response exceeds {MAX_RESPONSE_BYTES:,} bytes",
-                            retryable=False,
-                            status_code=response.status_code,
-                        )
+                # Counted on the wire and after decoding: an encoded answer cannot expand.
+                try:
+                    body = await read_bounded(response, MAX_RESPONSE_BYTES)
+                except (BodyTooLarge, UndecodableBody) as exc:
+                    raise ProviderError(
+                        f"image provider response: {exc}",
+                        retryable=False,
+                        status_code=response.status_code,
+                    ) from exc
         except httpx.TimeoutException as exc:
             raise ProviderError(
                 f"image provider timed out after {self.timeout}s: {exc!r}", retryable=True
             ) from exc
         except httpx.TransportError as exc:
             raise ProviderError(f"image provider unreachable: {exc!r}", retryable=True) from exc
-        return await asyncio.to_thread(_describe, bytes(body), self.limits)
+        return await asyncio.to_thread(_describe, body, self.limits)
 
 
 def _status_error(response: httpx.Response) -> ProviderError:
