@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ingress.allow import allow_header
+
 log = logging.getLogger("ingress")
 
 MEDIA_TYPE = "application/problem+json"
@@ -106,11 +108,15 @@ def install(app: FastAPI, *, retry_after_seconds: int = 5) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405 and headers is not None:
+            # Every method of the path, not only the first matching route's (see ingress.allow).
+            headers["Allow"] = allow_header(request, headers.get("Allow")) or ""
         return problem_response(
             exc.status_code,
             str(exc.detail),
             instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
