@@ -43,6 +43,10 @@ router = APIRouter(tags=["runs"])
 
 RunIdPath = Annotated[str, Path(pattern=r"^run_[0-9a-f]{28}$")]
 CANCEL_WAIT_SECONDS = 5.0
+# As in the documented contract: what does not match is a 422 before any work (a NUL byte in a
+# workflow id would otherwise reach the store, which cannot take it: a 500).
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+CANCEL_AFTER_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,9})?s?$"
 
 
 def _run_response(resource: RunResource, *, finished: bool, applied: str | None) -> JSONResponse:
@@ -118,7 +122,10 @@ async def run_workflow(
     tenant_id: TenantId,
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    cancel_after: Annotated[str | None, Header()] = None,
+    cancel_after: Annotated[
+        str | None,
+        Header(pattern=CANCEL_AFTER_PATTERN, description="Seconds, e.g. `300` or `300s`."),
+    ] = None,
 ) -> JSONResponse:
     """Start a run. Waits for its end (up to the server maximum, or `Prefer: wait=N`) and answers
     200 with the finished run, else 202 with the run so far and `Location`.
@@ -317,7 +324,9 @@ async def cancel_run(run_id: RunIdPath, tenant_id: TenantId, runtime: RuntimeDep
 async def list_runs(
     tenant_id: TenantId,
     runtime: RuntimeDep,
-    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
+    workflow_id: Annotated[
+        str | None, Query(alias="workflowId", pattern=WORKFLOW_ID_PATTERN)
+    ] = None,
     status: RunStatus | None = None,
     cursor: Annotated[str | None, Query(pattern=r"^run_[0-9a-f]{28}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
