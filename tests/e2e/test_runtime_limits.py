@@ -120,3 +120,29 @@ def test_a_map_over_more_items_than_the_limit_fails_before_any_item_runs(system:
     each = next(s for s in run["steps"] if s["nodeId"] == "each")
     assert each["status"] == "failed"
     assert not each.get("itemsDone")
+
+
+def test_a_step_whose_params_would_resolve_to_megabytes_fails_before_dispatch(
+    system: Any,
+) -> None:
+    # 1,000 references to a 50 KB input: 50 MB if built, refused at 256 KiB while resolving.
+    definition = {
+        "name": "echo a lot",
+        "inputSchema": {"type": "object", "properties": {"s": {"type": "string"}}},
+        "nodes": [
+            {"id": "say", "type": "text.template", "params": {"template": "{{ inputs.s }}" * 1000}}
+        ],
+        "outputs": {"text": "{{ nodes.say.text }}"},
+    }
+    with system.client() as c:
+        workflow_id = register(c, definition)
+        started = c.post(f"/v1/workflows/{workflow_id}/run", json={"inputs": {"s": "x" * 50_000}})
+        assert started.status_code in (200, 202), started.text
+        run = poll(c, started.json()["runId"])
+
+    assert run["status"] == "failed", run
+    assert run["error"]["code"] == "value_too_large"
+    assert "the limit MAX_RESOLVED_VALUE_BYTES (262144)" in run["error"]["message"]
+    say = next(s for s in run["steps"] if s["nodeId"] == "say")
+    assert say["status"] == "failed"
+    assert not say.get("attempts")
