@@ -155,7 +155,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
     )
     problems.install(app, retry_after_seconds=settings.dependency_retry_after_seconds)
     app.add_middleware(RateLimitHeaders)
-    document_raw_bodies(app)
+    document_raw_bodies(app, settings)
     app.include_router(workflows.router)
     app.include_router(runs.router)
     app.include_router(events.router)

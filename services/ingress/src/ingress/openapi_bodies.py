@@ -1,5 +1,7 @@
-"""Request bodies that handlers read themselves (to answer 400/413/422 as problems) are
-declared in the OpenAPI document here, from the same models that parse them."""
+"""What the OpenAPI document says beyond what FastAPI infers: the request bodies that handlers
+read themselves (to answer 400/413/422 as problems), declared from the same models that parse
+them; the media types an upload takes, from the settings; and the problem answers of every
+operation (`openapi_problems`)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,76 @@ from typing import Any
 from contracts.api import RunRequest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from workflow.catalog import CATALOG
 from workflow.definition import WorkflowDefinition
+from workflow.limits import Limits
+
+from ingress.openapi_problems import document_problems
+from ingress.routes.assets import allowed_types
 
 REF = "#/components/schemas/{model}"
 BODIES: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("/v1/workflows/{workflow_id}", "put", WorkflowDefinition),
     ("/v1/workflows/{workflow_id}/run", "post", RunRequest),
 )
+METRICS_MEDIA_TYPE = "text/plain"
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "`respond-async`: answer 202 at once. `wait=N`: wait at most N seconds for "
+    "the end (never more than the server's maximum).",
+}
 
 
-def document_raw_bodies(app: FastAPI) -> None:
+def _upload_body(limits: Limits) -> dict[str, Any]:
+    # The file is the raw body: any bytes of the types the settings allow, never empty.
+    binary = {"type": "string", "format": "binary", "minLength": 1}
+    text = {"type": "string", "minLength": 1}
+    content = {
+        media: {
+            "schema": {}
+            if media == "application/json"
+            else text
+            if media.startswith("text/")
+            else binary
+        }
+        for media in allowed_types(limits.upload_content_types)
+    }
+    return {"required": True, "content": content}
+
+
+def _bound_number(prop: dict[str, Any] | None, maximum: float) -> None:
+    """`maximum` on the number (or the number branch of a nullable number)."""
+    if prop is None:
+        return
+    for branch in [prop, *prop.get("anyOf", [])]:
+        if branch.get("type") == "number":
+            branch["maximum"] = maximum
+
+
+def _tighten(schemas: dict[str, Any], limits: Limits) -> None:
+    """What the server checks that the models leave open, so that a request the document
+    allows is not refused for it: the node types of the catalog, at least one output, and the
+    limits of this server's settings."""
+    definition = schemas.get("WorkflowDefinition", {})
+    props = definition.get("properties", {})
+    node = schemas.get("NodeSpec", {}).get("properties", {})
+    if "type" in node:
+        node["type"]["enum"] = sorted(CATALOG)
+    _bound_number(node.get("timeoutSeconds"), limits.max_timeout_seconds)
+    if "nodes" in props:
+        props["nodes"]["maxItems"] = limits.max_nodes
+    if "outputs" in props:
+        props["outputs"]["minProperties"] = 1
+        definition["required"] = sorted({*definition.get("required", []), "outputs"})
+    _bound_number(props.get("timeoutSeconds"), limits.max_run_timeout_seconds)
+    run = schemas.get("RunRequest", {}).get("properties", {})
+    _bound_number(run.get("timeoutSeconds"), limits.max_run_timeout_seconds)
+
+
+def document_raw_bodies(app: FastAPI, limits: Limits) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -35,11 +97,18 @@ def document_raw_bodies(app: FastAPI) -> None:
                     "application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}
                 },
             }
-        upload = doc["paths"]["/v1/assets"]["post"]
-        upload["requestBody"] = {
-            "required": True,
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-        }
+        _tighten(schemas, limits)
+        # Read by the handler itself (`ingress.prefer`), so FastAPI cannot know it.
+        doc["paths"]["/v1/workflows/{workflow_id}/run"]["post"].setdefault("parameters", []).append(
+            PREFER
+        )
+        doc["paths"]["/v1/assets"]["post"]["requestBody"] = _upload_body(limits)
+        metrics = doc["paths"].get("/metrics", {}).get("get")
+        if metrics is not None:
+            metrics["responses"]["200"]["content"] = {
+                METRICS_MEDIA_TYPE: {"schema": {"type": "string"}}
+            }
+        document_problems(doc)
         app.openapi_schema = doc
         return doc
 

@@ -122,6 +122,7 @@ async def list_deliveries(
     status_code=202,
     response_model=WebhookDelivery,
     response_model_by_alias=True,
+    responses={409: {"description": "The delivery is still pending"}},
 )
 async def redeliver(
     run_id: RunIdPath, delivery_id: DeliveryIdPath, tenant_id: TenantId, runtime: RuntimeDep
