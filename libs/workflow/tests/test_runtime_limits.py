@@ -116,6 +116,17 @@ def test_the_exact_size_counts_json_escapes_the_estimate_skips() -> None:
     assert decision.state.error.code == "value_too_large"
 
 
+def test_a_wait_resolved_longer_than_the_limit_fails_before_its_timer() -> None:
+    defn = workflow({"id": "pause", "type": "wait", "params": {"seconds": "{{ inputs.s }}"}})
+    decision = start(defn, {"s": 7200}, limits(max_wait_node_seconds=3600))
+
+    assert decision.state.status is RunStatus.FAILED
+    error = decision.state.error
+    assert error is not None
+    assert error.code == "wait_too_long"
+    assert "the limit MAX_WAIT_NODE_SECONDS (3600" in error.message
+
+
 # --- map ---------------------------------------------------------------------------------------
 
 MAP = workflow(

@@ -51,6 +51,7 @@ LIMIT_CODES = frozenset(
         "descendants_exceeded",
         "outputs_too_large",
         "depth_exceeded",
+        "wait_too_long",
     }
 )
 """Error codes of a refusal by a limit: a run failing because of one carries the code itself
@@ -655,6 +656,14 @@ def _start_node(
     if node_type is None or error is not None:
         error = error or StepError(code="unknown_node_type", message=f"unknown {node.type!r}")
         return _could_not_start(node, step, error, now)
+    if node.type == "wait" and params["seconds"] > limits.max_wait_node_seconds:
+        # Registration checks a literal; a referenced value is only known now.
+        refusal = StepError(
+            code="wait_too_long",
+            message=f"wait of {_format_seconds(params['seconds'])}s, longer than "
+            f"{exceeded('max_wait_node_seconds', limits.max_wait_node_seconds)}",
+        )
+        return _could_not_start(node, step, refusal, now)
     attempt = step.attempt + 1
     dispatched = _dispatched(step, attempt, now)
     effects: list[Effect] = []
