@@ -12,9 +12,10 @@ Every ``{{`` opens a reference; there is no escape. A ``}}`` outside a reference
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -75,19 +76,22 @@ Part: TypeAlias = str | Reference
 
 def parse(text: str) -> list[Part]:
     """Split a string into literal text and references; raise TemplateSyntaxError if malformed."""
-    parts: list[Part] = []
+    return list(_iter_parts(text))
+
+
+def _iter_parts(text: str) -> Iterator[Part]:
+    """`parse`, one part at a time: a bounded resolution stops parsing where it stops."""
     position = 0
     while (start := text.find(_OPEN, position)) >= 0:
         end = text.find(_CLOSE, start + len(_OPEN))
         if end < 0:
             raise TemplateSyntaxError(text, start, "'{{' is never closed with '}}'")
         if start > position:
-            parts.append(text[position:start])
-        parts.append(_parse_expression(text, start, text[start + len(_OPEN) : end]))
+            yield text[position:start]
+        yield _parse_expression(text, start, text[start + len(_OPEN) : end])
         position = end + len(_CLOSE)
     if position < len(text):
-        parts.append(text[position:])
-    return parts
+        yield text[position:]
 
 
 def _parse_expression(text: str, start: int, inner: str) -> Reference:
@@ -163,16 +167,17 @@ class _Budget:
 
 def _resolve(value: Any, context: Mapping[str, Any], budget: _Budget | None) -> Any:
     if isinstance(value, str):
-        parts = parse(value)
-        if len(parts) == 1 and isinstance(parts[0], Reference):
-            found = lookup(parts[0], context)
+        parts = _iter_parts(value)
+        first, second = next(parts, None), next(parts, None)
+        if isinstance(first, Reference) and second is None:
+            found = lookup(first, context)
             if budget is not None:
                 budget.spend_value(found)
             return found
         if budget is not None:
             budget.spend(2)
         texts: list[str] = []
-        for part in parts:
+        for part in itertools.chain((p for p in (first, second) if p is not None), parts):
             if isinstance(part, Reference):
                 found = lookup(part, context)
                 if budget is not None:
