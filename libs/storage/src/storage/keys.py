@@ -57,7 +57,7 @@ class KeyInfo:
 
 def _info(doc: Document) -> KeyInfo:
     return KeyInfo(
-        key_id=str(doc.get("keyId") or doc["_id"][:16]),
+        key_id=str(doc["keyId"]),
         tenant_id=str(doc["tenantId"]),
         name=str(doc.get("name", "")),
         prefix=str(doc.get("prefix", KEY_PREFIX)),
@@ -103,7 +103,7 @@ class ApiKeyRepository:
             return None
         return KeyGrant(
             tenant_id=str(doc["tenantId"]),
-            key_id=_info(doc).key_id,
+            key_id=str(doc.get("keyId", "")),
             scopes=frozenset(doc.get("scopes", SCOPES)),
         )
 
@@ -114,6 +114,16 @@ class ApiKeyRepository:
     async def list(self, tenant_id: str) -> list[KeyInfo]:
         """The tenant's keys, revoked ones too, oldest first."""
         docs = await self._keys.find({"tenantId": tenant_id}).to_list(None)
+        for doc in docs:
+            if "keyId" not in doc:
+                # A key made before keys had ids: give it one, so it can be revoked.
+                doc["keyId"] = time_ordered_id("key")
+                await self._keys.update_one(
+                    {"_id": doc["_id"], "keyId": {"$exists": False}},
+                    {"$set": {"keyId": doc["keyId"]}},
+                )
+                fresh = await self._keys.find_one({"_id": doc["_id"]})
+                doc["keyId"] = fresh["keyId"] if fresh else doc["keyId"]
         return sorted((_info(d) for d in docs), key=lambda k: (k.created_at, k.key_id))
 
     async def revoke(self, key_id: str, *, now: datetime) -> KeyInfo | None:
