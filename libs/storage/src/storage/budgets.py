@@ -8,8 +8,9 @@ numbered slots, `run_budgets/{root}/{k}` for `k < limit`, each taken by insertin
 however many writers race. A slot names the child run that took it, so taking again for the
 same child (a redelivered action: child run ids are deterministic) takes nothing more.
 
-The slots of a root share an `_id` prefix: counting and finding them walks the `_id` index, no
-other index is needed.
+A root's slots are found by an equality on `root` (index `run_budgets.root`): FerretDB serves
+equalities from indexes but filters ranges after fetching, so an `_id` prefix range would read
+every slot of every root. One query reads a root's slots (at most `limit`, a few bytes each).
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ from pymongo.errors import DuplicateKeyError
 from storage.mongo import Document
 
 
-def _slots_of(root_run_id: str) -> Document:
-    # "/" sorts just before "0": every `{root}/{k}` and nothing of another root.
-    return {"_id": {"$gte": f"{root_run_id}/", "$lt": f"{root_run_id}0"}}
-
-
 class RunBudgets:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._slots = db.run_budgets
@@ -34,14 +30,20 @@ class RunBudgets:
     async def take(self, root_run_id: str, child_run_id: str, limit: int, now: datetime) -> bool:
         """Take a slot of `root_run_id`'s budget for `child_run_id`; False when all `limit`
         are taken (by other children). Idempotent per child."""
-        slots = _slots_of(root_run_id)
-        if await self._slots.find_one({**slots, "child": child_run_id}, {"_id": 1}):
+        taken = await self._slots.find({"root": root_run_id}, {"child": 1}).to_list()
+        if any(slot.get("child") == child_run_id for slot in taken):
             return True
-        # Start at the count: slots below it are (nearly always) taken already.
-        for k in range(await self._slots.count_documents(slots), limit):
+        # Start at the count: slots below it are taken already (slots are only ever added,
+        # each after every lower one was found taken).
+        for k in range(len(taken), limit):
             try:
                 await self._slots.insert_one(
-                    {"_id": f"{root_run_id}/{k}", "child": child_run_id, "takenAt": now}
+                    {
+                        "_id": f"{root_run_id}/{k}",
+                        "root": root_run_id,
+                        "child": child_run_id,
+                        "takenAt": now,
+                    }
                 )
             except DuplicateKeyError:
                 continue  # another child took slot k meanwhile: try the next
@@ -50,4 +52,4 @@ class RunBudgets:
 
     async def taken(self, root_run_id: str) -> int:
         """Slots taken below `root_run_id` (runs started below it, or being started)."""
-        return await self._slots.count_documents(_slots_of(root_run_id))
+        return await self._slots.count_documents({"root": root_run_id})

@@ -64,6 +64,8 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db.idempotency_keys.create_index([("expiresAt", ASCENDING)], name="expiry")
     # The notifier's poll for attempts due (`DeliveryRepository.due`).
     await db.webhook_schedule.create_index([("dueAt", ASCENDING)], name="due")
+    # A root run's descendants budget (`storage.budgets`): its slots, by equality on the root.
+    await db.run_budgets.create_index([("root", ASCENDING)], name="root")
     # Tenancy (`storage.keys`, `storage.usage`): revoking by key id, a tenant's active runs.
     await db.api_keys.create_index([("keyId", ASCENDING)], name="key_id")
     await db.active_runs.create_index([("tenantId", ASCENDING)], name="tenant")
