@@ -9,8 +9,8 @@ errors an operation can give follows from its shape:
   429 (rate limit or quota, with `Retry-After` and the `RateLimit` fields) and 503 (a
   dependency is down, with `Retry-After`);
 - a path parameter: 404 (nothing by that id, or not yours);
-- a request body: 400 (not JSON, empty, too deep, a number too long), 413 (too large),
-  415 (a media type it does not take);
+- a request body: 400 (not JSON, empty, too deep, a number too long), 413 (too large);
+  a body of other media types than JSON (an upload): 415 (a media type it does not take);
 - any parameter or body: 422 (the request does not have the expected shape).
 """
 
@@ -80,7 +80,9 @@ def statuses_of(path: str, op: dict[str, Any]) -> set[int]:
         found.add(404)
     body = op.get("requestBody", {}).get("content", {})
     if body:
-        found |= {400, 413, 415}
+        found |= {400, 413}
+    if set(body) - {"application/json"}:
+        found.add(415)  # JSON bodies are read whatever their Content-Type says
     if params or "application/json" in body:
         found.add(422)
     return found
