@@ -82,7 +82,7 @@ class Limits(BaseSettings):
     max_map_concurrency: int = Field(default=64, ge=1)
     """The largest `concurrency` of a `map` node."""
     max_children_per_run: int = Field(default=200, ge=1)
-    """Child runs one run starts (`workflow.run` steps and map items, retries included)."""
+    """Child runs one run starts (its `workflow.run` steps, retries included)."""
     max_descendants_per_root: int = Field(default=1_000, ge=1)
     """Runs started below one run started over the API, at every depth together."""
     max_chain_depth: int = Field(default=5, ge=1, le=50)
