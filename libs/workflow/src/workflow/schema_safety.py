@@ -220,6 +220,11 @@ class _SchemaGraph:
 _MISSING = object()
 
 
+def resolves_locally(base: Any, ref: str) -> bool:
+    """Whether ``ref`` points into ``base`` (a JSON pointer or an anchor), not elsewhere."""
+    return _resolve(base, ref) is not _MISSING
+
+
 def _resolve(base: Any, ref: str) -> Any:
     """What a local ``$ref`` points at, ``_MISSING`` if nothing."""
     if not ref.startswith("#"):
@@ -251,10 +256,10 @@ def _anchored(value: Any, anchor: str) -> Iterator[Any]:
         elif isinstance(current, Mapping):
             if anchor in (current.get("$anchor"), current.get("$dynamicAnchor")):
                 yield current
-            pending.extend(v for k, v in current.items() if k not in _DATA_KEYWORDS)
+            pending.extend(v for k, v in current.items() if k not in DATA_KEYWORDS)
 
 
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
 
 
 # --- the keywords replaced in the validator ---------------------------------------------

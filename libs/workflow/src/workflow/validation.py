@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import (
@@ -28,7 +27,9 @@ from workflow.dag import describe_cycle, find_cycles
 from workflow.definition import WorkflowDefinition
 from workflow.limits import Limits, exceeded
 from workflow.schema_safety import (
+    DATA_KEYWORDS,
     StepBudgetExceeded,
+    resolves_locally,
     safe_validator,
     schema_problems,
     step_budget,
@@ -413,9 +414,6 @@ def _input_schema_problems(schema: Mapping[str, Any], limits: Limits) -> list[Pr
     return problems
 
 
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
-
-
 def _unresolvable_ref_problems(
     root: Mapping[str, Any], value: Any, path: tuple[str | int, ...]
 ) -> Iterator[Problem]:
@@ -432,45 +430,14 @@ def _unresolvable_ref_problems(
     if "$id" in value:
         root = value
     for key, item in value.items():
-        if key == "$ref" and isinstance(item, str) and not _resolves_locally(root, item):
+        if key == "$ref" and isinstance(item, str) and not resolves_locally(root, item):
             yield Problem(
                 path=pointer(*path, key),
                 message=f"$ref {item!r} does not resolve; use a pointer into this schema,"
                 " such as #/$defs/<name>",
             )
-        elif key not in _DATA_KEYWORDS:
+        elif key not in DATA_KEYWORDS:
             yield from _unresolvable_ref_problems(root, item, (*path, key))
-
-
-def _resolves_locally(root: Mapping[str, Any], ref: str) -> bool:
-    if not ref.startswith("#"):
-        return False
-    if ref == "#":
-        return True
-    if not ref.startswith("#/"):
-        return unquote(ref[1:]) in _anchors(root)
-    current: Any = root
-    for raw in ref[2:].split("/"):
-        part = unquote(raw).replace("~1", "/").replace("~0", "~")
-        if isinstance(current, Mapping) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return False
-    return True
-
-
-def _anchors(value: Any) -> set[str]:
-    if isinstance(value, list):
-        return {anchor for item in value for anchor in _anchors(item)}
-    if not isinstance(value, Mapping):
-        return set()
-    found = {value[key] for key in ("$anchor", "$dynamicAnchor") if isinstance(value.get(key), str)}
-    for key, item in value.items():
-        if key not in _DATA_KEYWORDS:
-            found |= _anchors(item)
-    return found
 
 
 def _duplicate_id_problems(defn: WorkflowDefinition) -> Iterator[Problem]:
