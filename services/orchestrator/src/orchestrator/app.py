@@ -40,8 +40,6 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         WorkflowRepository(db),
         publisher,
         Policy(
-            default_step_timeout=settings.default_step_timeout_seconds,
-            max_depth=settings.max_chain_depth,
             step_timeout_grace=settings.step_timeout_grace_seconds,
             claim_grace=settings.watchdog_seconds,
             hot_runs=settings.hot_runs,

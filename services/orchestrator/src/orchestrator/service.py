@@ -82,8 +82,6 @@ def _jitter() -> float:
 
 @dataclass(frozen=True)
 class Policy:
-    default_step_timeout: float = 900
-    max_depth: int = 5
     step_timeout_grace: float = 5.0
     """The executor enforces a step's timeout itself and reports it; the orchestrator's own
     timer fires this much later, for a step whose result was lost."""
@@ -151,8 +149,8 @@ class Orchestrator:
                 d,
                 s,
                 self._clock(),
-                max_depth=p.max_depth,
-                default_step_timeout=p.default_step_timeout,
+                max_depth=p.limits.max_chain_depth,
+                default_step_timeout=p.limits.default_step_timeout_seconds,
                 limits=p.limits,
             ),
         )
@@ -167,7 +165,7 @@ class Orchestrator:
                 event.attempt,
                 event.outputs,
                 self._clock(),
-                default_step_timeout=self._policy.default_step_timeout,
+                default_step_timeout=self._policy.limits.default_step_timeout_seconds,
                 limits=self._policy.limits,
             ),
             timing=(event.node_id, event.started_at),
@@ -188,7 +186,7 @@ class Orchestrator:
                 error,
                 self._clock(),
                 jitter=self._jitter(),
-                default_step_timeout=self._policy.default_step_timeout,
+                default_step_timeout=self._policy.limits.default_step_timeout_seconds,
                 started_at=event.started_at,
                 limits=self._policy.limits,
             ),
@@ -226,8 +224,8 @@ class Orchestrator:
             timer,
             self._clock(),
             jitter=self._jitter(),
-            default_step_timeout=p.default_step_timeout,
-            max_depth=p.max_depth,
+            default_step_timeout=p.limits.default_step_timeout_seconds,
+            max_depth=p.limits.max_chain_depth,
             limits=p.limits,
         )
 
