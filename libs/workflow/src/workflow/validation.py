@@ -97,7 +97,8 @@ def parse_definition(
             )
         ]
     try:
-        defn = WorkflowDefinition.model_validate(raw)
+        # Strict: JSON `true` is no integer (the published schema says integer).
+        defn = WorkflowDefinition.model_validate(raw, strict=True)
     except ValidationError as exc:
         return None, _pydantic_problems(exc.errors(), "", None)
     return defn, validate_definition(defn, limits)

@@ -171,7 +171,8 @@ def parse(model: type[M], data: Any) -> M:
     if not isinstance(data, dict):
         raise ProblemError(422, "the body must be a JSON object", kind="invalid-request")
     try:
-        return model.model_validate(data)
+        # Strict: JSON `true` is no integer and `1.5` no string, as the OpenAPI document says.
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         errors = [ProblemItem(path=pointer(e["loc"]), message=e["msg"]) for e in exc.errors()]
         raise ProblemError(
