@@ -86,3 +86,11 @@ def test_cancel_after_must_be_seconds(system: Any) -> None:
         )
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["path"] == "/cancel-after"
+
+
+def test_a_boolean_is_no_version_number(system: Any) -> None:
+    # Lax parsing read `true` as version 1 and started a run.
+    with system.client() as c:
+        r = c.post("/v1/workflows/no-such-workflow/run", json={"version": True})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["path"] == "/version"
