@@ -56,6 +56,16 @@ def test_a_lone_surrogate_in_a_key_is_refused() -> None:
     assert "surrogate" in _refusal(b'{"\\udc00": 1}').detail
 
 
+def test_a_nul_character_is_refused_with_its_path_since_postgresql_cannot_store_it() -> None:
+    error = _refusal(b'{"name": "a\\u0000b"}')
+    assert "U+0000" in error.detail
+    assert "/name" in error.detail
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul() -> None:
+    assert loads_limited(b'{"path": "C:\\\\u0000"}', LIMITS) == {"path": "C:\\u0000"}
+
+
 def test_a_surrogate_pair_is_a_valid_character() -> None:
     assert loads_limited(b'{"emoji": "\\ud83d\\ude00"}', LIMITS) == {"emoji": "\U0001f600"}
 

@@ -56,8 +56,8 @@ class _Refused(ValueError):
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
 def loads_limited(raw: bytes, limits: Limits) -> Any:
@@ -67,7 +67,8 @@ def loads_limited(raw: bytes, limits: Limits) -> Any:
       recursion (``json.loads`` itself recurses and ends in ``RecursionError`` near 1,000);
     * a number literal longer than MAX_NUMBER_CHARS (int() of 5,000 digits raises, and a
       huge exponent turns into infinity), NaN and ±Infinity (not JSON; Python accepts them);
-    * a lone surrogate such as ``"\\ud800"``, which no UTF-8 encoder (Kafka, MongoDB) takes.
+    * a lone surrogate such as ``"\\ud800"``, which no UTF-8 encoder (Kafka, MongoDB) takes,
+      and U+0000, which PostgreSQL (under FerretDB) cannot store in any string.
     """
     try:
         text = raw.decode(json.detect_encoding(raw))
@@ -98,13 +99,13 @@ def loads_limited(raw: bytes, limits: Limits) -> Any:
             f"the body is not valid JSON at line {exc.lineno} column {exc.colno}: {exc}",
             kind="malformed-json",
         ) from exc
-    if _SURROGATE_ESCAPE.search(text):
-        where = _lone_surrogate(value)
+    if _UNSTORABLE_ESCAPE.search(text):
+        where = _unstorable(value)
         if where is not None:
             raise ProblemError(
                 400,
-                f"the body has a lone UTF-16 surrogate (\\ud800 to \\udfff) at {where or '/'};"
-                " text must be valid Unicode",
+                f"the body has a lone UTF-16 surrogate (\\ud800 to \\udfff) or U+0000 at"
+                f" {where or '/'}; text must be valid Unicode without NUL characters",
                 kind="malformed-json",
             )
     return value
@@ -145,17 +146,17 @@ def _refuse_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number; send a finite number or null")
 
 
-def _lone_surrogate(value: Any) -> str | None:
-    """The JSON pointer of a key or string holding a lone surrogate, if any (iterative)."""
+def _unstorable(value: Any) -> str | None:
+    """The JSON pointer of a key or string holding a lone surrogate or NUL, if any (iterative)."""
     pending: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while pending:
         current, path = pending.pop()
         if isinstance(current, str):
-            if _SURROGATE.search(current):
+            if _UNSTORABLE.search(current):
                 return pointer(path)
         elif isinstance(current, dict):
             for key, item in current.items():
-                if _SURROGATE.search(key):
+                if _UNSTORABLE.search(key):
                     return pointer(path)
                 pending.append((item, (*path, key)))
         elif isinstance(current, list):
