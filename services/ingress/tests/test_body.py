@@ -12,10 +12,10 @@ from workflow.limits import Limits
 LIMITS = Limits.model_construct()
 
 
-def _refusal(raw: bytes) -> ProblemError:
+def _refusal(raw: bytes, status: int = 400) -> ProblemError:
     with pytest.raises(ProblemError) as caught:
         loads_limited(raw, LIMITS)
-    assert caught.value.status == 400
+    assert caught.value.status == status
     return caught.value
 
 
@@ -48,16 +48,16 @@ def test_nan_and_infinity_are_refused(constant: bytes) -> None:
 
 
 def test_a_lone_surrogate_in_a_value_is_refused_with_its_path() -> None:
-    error = _refusal(b'{"metadata": {"note": ["ok", "\\ud800"]}}')
+    error = _refusal(b'{"metadata": {"note": ["ok", "\\ud800"]}}', 422)
     assert "/metadata/note/1" in error.detail
 
 
 def test_a_lone_surrogate_in_a_key_is_refused() -> None:
-    assert "surrogate" in _refusal(b'{"\\udc00": 1}').detail
+    assert "surrogate" in _refusal(b'{"\\udc00": 1}', 422).detail
 
 
 def test_a_nul_character_is_refused_with_its_path_since_postgresql_cannot_store_it() -> None:
-    error = _refusal(b'{"name": "a\\u0000b"}')
+    error = _refusal(b'{"name": "a\\u0000b"}', 422)
     assert "U+0000" in error.detail
     assert "/name" in error.detail
 

@@ -102,11 +102,12 @@ def loads_limited(raw: bytes, limits: Limits) -> Any:
     if _UNSTORABLE_ESCAPE.search(text):
         where = _unstorable(value)
         if where is not None:
+            # Well-formed JSON whose text cannot be stored: unprocessable content (422).
             raise ProblemError(
-                400,
+                422,
                 f"the body has a lone UTF-16 surrogate (\\ud800 to \\udfff) or U+0000 at"
                 f" {where or '/'}; text must be valid Unicode without NUL characters",
-                kind="malformed-json",
+                kind="invalid-text",
             )
     return value
 
