@@ -5,6 +5,7 @@ webhooks or http.request pointed at the stack's own ports."""
 from __future__ import annotations
 
 import gzip
+import json
 import socket
 import struct
 import threading
@@ -258,3 +259,40 @@ def test_an_http_request_to_a_stack_port_is_refused(system: Any, name: str) -> N
     _, error = _failed_step(system, _call(f"http://127.0.0.1:{port}/"), {})
     assert error["code"] == "egress_refused"
     assert f"not on port {port}" in error["message"]
+
+
+MAX_STEP_OUTPUT = Limits.model_fields["max_step_output_bytes"].default
+
+
+@pytest.fixture(scope="module")
+def large_json_server() -> Iterator[str]:
+    """Serves a JSON body within MAX_HTTP_RESPONSE_BYTES but over MAX_STEP_OUTPUT_BYTES."""
+    body = json.dumps({"blob": "x" * (MAX_STEP_OUTPUT + 64 * 1024)}).encode()
+    assert len(body) < MAX_RESPONSE
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = serve_on_receiver_port(Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_step_whose_outputs_are_over_the_limit_fails_and_its_run_names_it(
+    system: Any, large_json_server: str
+) -> None:
+    run, error = _failed_step(system, _call(f"{large_json_server}/large"), {})
+    assert error["code"] == "outputs_too_large"
+    assert "MAX_STEP_OUTPUT_BYTES" in error["message"]
+    assert "MAX_STEP_OUTPUT_BYTES" in run["error"]["message"]
