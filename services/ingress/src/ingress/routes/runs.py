@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from storage.idempotency import IdempotencyRecord
 from storage.ids import time_ordered_id
 from storage.runs import RunRecord
+from storage.workflows import WorkflowRecord
 from workflow.limits import Limits, exceeded
 from workflow.run import new_run_state
 from workflow.state import RunStatus as DomainStatus
@@ -33,7 +35,7 @@ from ingress.body import parse, read_json
 from ingress.hub import wait_for_end
 from ingress.prefer import Preference, parse_prefer
 from ingress.problems import ProblemError
-from ingress.quotas import admit_run
+from ingress.quotas import Admission, admit_run
 from ingress.routes.webhooks import check_webhook_target
 from ingress.routes.workflows import WorkflowIdPath
 from ingress.runtime import Runtime, RuntimeDep
@@ -133,66 +135,19 @@ async def run_workflow(
     returns the same run; with another body it is a 422. `Cancel-After: <seconds>` (or
     `timeoutSeconds` in the body) fails the run when it runs longer."""
     raw = await read_json(request, runtime.settings)
-    body = parse(RunRequest, raw)
-    too_large = _size_problems(body, runtime.settings)
-    if too_large:
-        raise ProblemError(
-            413,
-            "; ".join(f"{p.path}: {p.message}" for p in too_large),
-            kind="too-large",
-            errors=too_large,
-        )
-    timeout_seconds = _timeout(body, cancel_after, runtime.settings)
-    workflow = (
-        await runtime.cached_workflows.get(tenant_id, workflow_id, body.version)
-        if body.version is not None
-        else await runtime.cached_workflows.latest(tenant_id, workflow_id)
-    )
-    if workflow is None:
-        which = f" version {body.version}" if body.version is not None else ""
-        raise ProblemError(404, f"no workflow {workflow_id!r}{which}", kind="not-found")
+    body, timeout_seconds = _parse_request(raw, cancel_after, runtime.settings)
+    workflow = await _workflow(runtime, tenant_id, workflow_id, body.version)
     defn = runtime.definitions.of(workflow)
-    # Evaluating a tenant's schema is CPU work (bounded: RE2 patterns, hashed uniqueItems,
-    # vetted $refs): off the event loop, so other requests are answered meanwhile.
-    problems = await run_in_threadpool(
-        validate_inputs, defn.input_schema, body.inputs, runtime.settings
-    )
-    if problems:
-        raise ProblemError(
-            422,
-            "the inputs do not match the workflow's input schema",
-            kind="invalid-inputs",
-            errors=[ProblemItem(path=p.path, message=p.message) for p in problems],
-        )
+    await _check_inputs(runtime, defn.input_schema, body.inputs)
     if body.webhook is not None:
         await check_webhook_target(str(body.webhook), runtime.settings.egress_policy())
 
     now = datetime.now(UTC)
-    run_id = fresh_id = time_ordered_id("run")
-    if idempotency_key is not None:
-        claimed = await runtime.idempotency.claim(
-            IdempotencyRecord(
-                tenant_id=tenant_id,
-                key=idempotency_key,
-                body_hash=_body_hash(workflow_id, raw),
-                run_id=run_id,
-                expires_at=now + timedelta(seconds=runtime.settings.idempotency_ttl_seconds),
-            ),
-            now=now,
-        )
-        if claimed.body_hash != _body_hash(workflow_id, raw):
-            raise ProblemError(
-                422,
-                f"Idempotency-Key {idempotency_key!r} was used with a different request body "
-                f"(run {claimed.run_id}); use a new key for a new request",
-                kind="idempotency-conflict",
-            )
-        run_id = claimed.run_id
-
+    run_id, fresh = await _run_id(runtime, tenant_id, workflow_id, raw, idempotency_key, now)
     # A new run (or the repeat of one refused before it was stored) must fit the tenant's
     # runs per minute and concurrent runs; a refusal (429) stores nothing.
     admission = None
-    if run_id == fresh_id or await runtime.runs.get(run_id) is None:
+    if fresh or await runtime.runs.get(run_id) is None:
         admission = await admit_run(runtime, request, tenant_id, run_id)
     state = new_run_state(run_id, defn, body.inputs, timeout_seconds=timeout_seconds)
     record = RunRecord(
@@ -213,12 +168,97 @@ async def run_workflow(
         due_at=now + timedelta(seconds=runtime.settings.watchdog_seconds),
     )
     prefer = parse_prefer(request.headers.getlist("prefer"))
+    return await _store_and_start(runtime, record, admission, prefer)
+
+
+def _parse_request(
+    raw: Any, cancel_after: str | None, limits: Limits
+) -> tuple[RunRequest, float | None]:
+    """The run request and its timeout, or a 413/422 naming what is wrong."""
+    body = parse(RunRequest, raw)
+    too_large = _size_problems(body, limits)
+    if too_large:
+        raise ProblemError(
+            413,
+            "; ".join(f"{p.path}: {p.message}" for p in too_large),
+            kind="too-large",
+            errors=too_large,
+        )
+    return body, _timeout(body, cancel_after, limits)
+
+
+async def _workflow(
+    runtime: Runtime, tenant_id: str, workflow_id: str, version: int | None
+) -> WorkflowRecord:
+    workflow = (
+        await runtime.cached_workflows.get(tenant_id, workflow_id, version)
+        if version is not None
+        else await runtime.cached_workflows.latest(tenant_id, workflow_id)
+    )
+    if workflow is None:
+        which = f" version {version}" if version is not None else ""
+        raise ProblemError(404, f"no workflow {workflow_id!r}{which}", kind="not-found")
+    return workflow
+
+
+async def _check_inputs(runtime: Runtime, schema: Mapping[str, Any], inputs: Any) -> None:
+    # Evaluating a tenant's schema is CPU work (bounded: RE2 patterns, hashed uniqueItems,
+    # vetted $refs): off the event loop, so other requests are answered meanwhile.
+    problems = await run_in_threadpool(validate_inputs, schema, inputs, runtime.settings)
+    if problems:
+        raise ProblemError(
+            422,
+            "the inputs do not match the workflow's input schema",
+            kind="invalid-inputs",
+            errors=[ProblemItem(path=p.path, message=p.message) for p in problems],
+        )
+
+
+async def _run_id(
+    runtime: Runtime,
+    tenant_id: str,
+    workflow_id: str,
+    raw: Any,
+    idempotency_key: str | None,
+    now: datetime,
+) -> tuple[str, bool]:
+    """A fresh run id, or the one an earlier request with the same `Idempotency-Key` and body
+    claimed (422 for the same key with another body); and whether it is fresh."""
+    run_id = time_ordered_id("run")
+    if idempotency_key is None:
+        return run_id, True
+    body_hash = _body_hash(workflow_id, raw)
+    claimed = await runtime.idempotency.claim(
+        IdempotencyRecord(
+            tenant_id=tenant_id,
+            key=idempotency_key,
+            body_hash=body_hash,
+            run_id=run_id,
+            expires_at=now + timedelta(seconds=runtime.settings.idempotency_ttl_seconds),
+        ),
+        now=now,
+    )
+    if claimed.body_hash != body_hash:
+        raise ProblemError(
+            422,
+            f"Idempotency-Key {idempotency_key!r} was used with a different request body "
+            f"(run {claimed.run_id}); use a new key for a new request",
+            kind="idempotency-conflict",
+        )
+    return claimed.run_id, claimed.run_id == run_id
+
+
+async def _store_and_start(
+    runtime: Runtime, record: RunRecord, admission: Admission | None, prefer: Preference
+) -> JSONResponse:
+    """Store the run, publish run.requested and answer as `prefer` asks."""
+    run_id = record.run_id
     requested = RunRequested(
         run_id=run_id,
-        tenant_id=tenant_id,
-        workflow_id=workflow_id,
-        workflow_version=workflow.version,
-        requested_at=now,
+        tenant_id=record.tenant_id,
+        workflow_id=record.workflow_id,
+        workflow_version=record.workflow_version,
+        requested_at=record.created_at,
     )
     with runtime.hub.listen(run_id, only_end=True) as events:
         try:
