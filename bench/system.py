@@ -22,6 +22,7 @@ from common import log
 from devstack import apps
 from devstack.api import Endpoints
 from devstack.settings import Settings
+from workflow.limits import Limits
 
 SERVICES: tuple[str, ...] = tuple(apps.SERVICES)
 TENANT = "bench"
@@ -213,7 +214,8 @@ def service_settings(env: dict[str, str]) -> dict[str, dict[str, str]]:
                 for model in models:
                     instance = model()
                     for key, value in instance.model_dump().items():
-                        if INTERESTING_SETTING.search(key):
+                        # Limits (workflow.limits) bound tenants' work, not throughput.
+                        if INTERESTING_SETTING.search(key) and key not in Limits.model_fields:
                             values[key.upper()] = str(value)
             out[name] = values
         except Exception as exc:
