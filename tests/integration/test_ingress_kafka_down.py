@@ -104,3 +104,22 @@ async def test_a_run_request_is_answered_202_within_the_publish_timeout_and_stay
     stored = await db.runs.find_one({"_id": answer.json()["runId"]})
     assert stored["status"] == "queued"
     assert stored["dueAt"] is not None, "the sweeper starts it when Kafka is back"
+
+
+async def test_a_cancel_request_is_a_503_with_retry_after_within_the_publish_timeout(
+    ingress: tuple[httpx.AsyncClient, Any, Any],
+) -> None:
+    http, publisher, _ = ingress
+    definition = {
+        "name": "echo",
+        "inputSchema": {"type": "object"},
+        "nodes": [{"id": "say", "type": "text.template", "params": {"template": "hi"}}],
+        "outputs": {"text": "{{ nodes.say.text }}"},
+    }
+    assert (await http.put("/v1/workflows/echo", json=definition)).status_code == 201
+    run_id = (await http.post("/v1/workflows/echo/run", json={"inputs": {}})).json()["runId"]
+    answer = await http.post(f"/v1/runs/{run_id}/cancel")
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert int(answer.headers["Retry-After"]) > 0
+    assert publisher.attempts == 2  # run.requested, then the cancel: nothing held open

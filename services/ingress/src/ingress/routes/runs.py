@@ -353,9 +353,14 @@ async def cancel_run(run_id: RunIdPath, tenant_id: TenantId, runtime: RuntimeDep
     if status is RunStatus.CANCELED:
         return await _current(runtime, run_id, applied=None)
     with runtime.hub.listen(run_id, only_end=True) as events:
-        await runtime.publisher.publish(
-            RunCancelRequested(run_id=run_id, tenant_id=tenant_id, requested_at=datetime.now(UTC))
-        )
+        # Bounded like a run's start: with Kafka unreachable the TimeoutError is a 503 with
+        # Retry-After (nothing was requested, so the caller retries), never a held request.
+        async with asyncio.timeout(runtime.settings.publish_timeout_seconds):
+            await runtime.publisher.publish(
+                RunCancelRequested(
+                    run_id=run_id, tenant_id=tenant_id, requested_at=datetime.now(UTC)
+                )
+            )
         await wait_for_end(events, CANCEL_WAIT_SECONDS)
     return await _current(runtime, run_id, applied=None)
 
