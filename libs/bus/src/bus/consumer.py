@@ -40,6 +40,7 @@ from aiokafka.errors import (
 from contracts.events import BY_TYPE, EventData
 from faststream.kafka.message import KafkaMessage
 
+from bus import logs
 from bus.deadletter import DeadLetter, one_line
 from bus.envelope import Envelope, PoisonMessage, decode
 from bus.publisher import EventPublisher
@@ -198,6 +199,28 @@ class Dispatcher:
         partition: int | None = None,
         offset: int | None = None,
     ) -> Envelope | None:
+        # Every line logged while this record is handled carries its run, tenant, node and
+        # trace (bound once decoded); none of it stays for the next record.
+        with logs.scope():
+            return await self._dispatch(
+                topic=topic,
+                key=key,
+                value=value,
+                headers=headers,
+                partition=partition,
+                offset=offset,
+            )
+
+    async def _dispatch(
+        self,
+        *,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Mapping[str, str],
+        partition: int | None,
+        offset: int | None,
+    ) -> Envelope | None:
         if headers.get("ce_type") in self._ignored:
             return None
         # The same record each time it is tried (a redelivery has the same offset).
@@ -222,6 +245,7 @@ class Dispatcher:
             )
             await self._park(where, letter)
             return None
+        logs.bind_event(envelope.data, envelope.traceparent)
         handler = self._handlers.get(type(envelope.data))
         if handler is None:
             return None

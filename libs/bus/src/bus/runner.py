@@ -1,4 +1,5 @@
-"""`python -m <service>` for the FastStream services: settings, logging, run until SIGTERM.
+"""`python -m <service>` for the FastStream services: settings, logging (`bus.logs`: JSON lines
+with the run's context, secrets redacted), run until SIGTERM.
 
 FastStream handles SIGTERM/SIGINT: subscribers stop taking messages and in-flight handlers
 finish (the broker's graceful timeout) before the process exits.
@@ -17,11 +18,11 @@ from faststream import FastStream
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from bus import logs
+from bus.logs import LogSettings
 from bus.startup import DependencyUnavailable
 
 S = TypeVar("S", bound=BaseSettings)
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def run_service(
@@ -35,10 +36,16 @@ def run_service(
     start (`refusals`), 0 after a clean stop."""
     try:
         settings = load_settings()
+        log_settings = LogSettings()
     except ValidationError as exc:
         print(f"{name}: invalid settings, refusing to start:\n{exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=getattr(settings, "log_level", "INFO"), format=LOG_FORMAT)
+    logs.configure(
+        name,
+        level=str(getattr(settings, "log_level", log_settings.log_level)).upper(),
+        fmt=log_settings.log_format,
+        secrets=logs.secrets_of(settings),
+    )
     refused: tuple[type[Exception], ...] = (DependencyUnavailable, *refusals)
     try:
         # uvloop: the same asyncio API with a faster loop and socket layer (every service

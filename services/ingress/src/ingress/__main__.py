@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import uvicorn
+from bus import logs
+from bus.logs import LogSettings
 
 from ingress.app import create_app
 from ingress.settings import IngressSettings
@@ -13,8 +14,13 @@ from ingress.settings import IngressSettings
 
 def main() -> int:
     settings = IngressSettings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    # JSON lines with the request's tenant and run, secrets redacted (bus.logs); uvicorn's
+    # own loggers propagate to the same handler (`log_config=None`).
+    logs.configure(
+        "ingress",
+        level=settings.log_level.upper(),
+        fmt=LogSettings().log_format,
+        secrets=logs.secrets_of(settings),
     )
     server = uvicorn.Server(
         uvicorn.Config(

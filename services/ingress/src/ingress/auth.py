@@ -12,6 +12,7 @@ import hmac
 import time
 from typing import Annotated
 
+from bus import logs
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
@@ -82,6 +83,8 @@ async def authenticate(
                 kind="rate-limited",
                 headers=ratelimit.headers([decision]),
             )
+    # Every line logged for this request from here on names its tenant (bus.logs).
+    logs.bind(tenantId=grant.tenant_id)
     needed = required_scopes(request.method, request.url.path)
     missing = [s for s in needed if s not in grant.scopes]
     if missing:

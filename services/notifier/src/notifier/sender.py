@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from bus import logs
 from egress import EgressRefused
 from runview import RunRenderer
 from storage.deliveries import Attempt, Claim, Delivery, DeliveryRepository, DeliveryStatus, Due
@@ -62,6 +63,8 @@ class Sender:
         if delivery is None:
             await self._deliveries.unschedule(due.delivery_id)
             return
+        # This attempt runs in a task of its own: what is bound here stays with its lines.
+        logs.bind(runId=delivery.run_id, tenantId=delivery.tenant_id)
         if len(delivery.attempts) >= due.attempt:
             await self._roll_forward(delivery, due)
             return
@@ -69,6 +72,7 @@ class Sender:
             record = await self._runs.get(delivery.run_id)
             if record is None:
                 raise LookupError(f"run {delivery.run_id} is gone")
+            logs.bind(traceId=getattr(record, "trace_id", None))
             resource = await self._renderer.render(record)
         except LookupError as exc:
             # Nothing to send, ever: end the delivery instead of retrying it forever.
@@ -150,6 +154,7 @@ class Sender:
             due.attempt,
             status_code if status_code is not None else error,
             decision.status.value,
+            extra={"event": "webhook.attempt", "durationMs": duration_ms},
         )
 
     async def _roll_forward(self, delivery: Delivery, due: Due) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from bus import logs
 from bus.envelope import WEBHOOK, new_traceparent
 from bus.publisher import EventPublisher
 from pydantic import ValidationError
@@ -245,6 +246,7 @@ class Orchestrator:
                 log.error("run %s: event for a run that does not exist; ignored", run_id)
                 return None
             record, state = hot.record, hot.state
+            logs.bind(tenantId=record.tenant_id, traceId=record.trace_id)
             defn = await self._definitions.get(
                 record.tenant_id, record.workflow_id, record.workflow_version
             )
@@ -290,6 +292,7 @@ class Orchestrator:
                 fresh = True
                 continue
             self._remember(claim.record, new_state)
+            _log_progress(record, state, new_state, defn)
             try:
                 await self._carry_out(claim.record, actions)
             except BaseException:
@@ -635,6 +638,72 @@ class Orchestrator:
             event_id=f"{child.run_id}:requested",
             traceparent=traceparent,
         )
+
+
+_STEP_RESULTS = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELED, StepStatus.RETRYING}
+)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else round((end - start).total_seconds(), 3)
+
+
+def _log_progress(
+    record: RunRecord, before: RunState, after: RunState, defn: WorkflowDefinition
+) -> None:
+    """One INFO line per run transition and per step result, written once (after the commit
+    that made it): what `make run` shows a person, and what a log search finds by runId."""
+    types = {node.id: node.type for node in defn.nodes}
+    # Named on each line too: the sweeper decides outside any event's bound context.
+    run = {"runId": record.run_id, "tenantId": record.tenant_id, "traceId": record.trace_id}
+    for node_id, step in after.steps.items():
+        old = before.steps.get(node_id)
+        if step.status not in _STEP_RESULTS or (old is not None and old.status == step.status):
+            continue
+        took = _seconds(step.started_at or step.dispatched_at, step.finished_at)
+        failed = step.error is not None and step.status != StepStatus.SUCCEEDED
+        why = f": {step.error.message}" if failed and step.error else ""
+        log.info(
+            "step %s (%s) %s%s%s",
+            node_id,
+            types.get(node_id, "?"),
+            step.status.value,
+            f" in {took:.2f} s" if took is not None else "",
+            why[:300],
+            extra={
+                **run,
+                "event": f"step.{step.status.value}",
+                "nodeId": node_id,
+                "nodeType": types.get(node_id),
+                "attempt": step.attempt,
+                "durationMs": None if took is None else round(took * 1000),
+            },
+        )
+    if after.status == before.status:
+        return
+    if after.status == RunStatus.RUNNING:
+        log.info(
+            "run started: %s v%d",
+            record.workflow_id,
+            record.workflow_version,
+            extra={**run, "event": "run.started", "workflowId": record.workflow_id},
+        )
+        return
+    took = _seconds(after.started_at or record.created_at, after.completed_at)
+    why = f": {after.error.message}" if after.error else ""
+    log.info(
+        "run %s%s%s",
+        after.status.value,
+        f" in {took:.2f} s" if took is not None else "",
+        why[:300],
+        extra={
+            **run,
+            "event": f"run.{after.status.value}",
+            "workflowId": record.workflow_id,
+            "durationMs": None if took is None else round(took * 1000),
+        },
+    )
 
 
 def _utf8_size(text: str) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+from bus import logs
 from contracts.api import ProblemItem, RunList, RunRequest
 from contracts.events import RunCancelRequested, RunEventData, RunRequested
 from contracts.run import RunResource, RunStatus
@@ -167,6 +168,7 @@ async def run_workflow(
         # Should run.requested never arrive, the sweeper starts the run after this.
         due_at=now + timedelta(seconds=runtime.settings.watchdog_seconds),
     )
+    logs.bind(runId=run_id, traceId=record.trace_id)
     prefer = parse_prefer(request.headers.getlist("prefer"))
     return await _store_and_start(runtime, record, admission, prefer)
 
