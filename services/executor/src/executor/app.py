@@ -7,8 +7,10 @@ import logging
 
 import egress
 import httpx
+from bus import metrics
 from bus.broker import make_broker
 from bus.consumer import Dispatcher
+from bus.ops import OpsServer
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
 from bus.topics import Topic, topic_name
@@ -61,9 +63,14 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         default_timeout=settings.default_step_timeout_seconds,
         limits=settings,
     )
+
+    async def on_step_requested(step: ev.StepRequested) -> None:
+        with metrics.STEP_DURATION.labels(step.node_type).time():
+            await executor.on_step_requested(step)
+
     dispatcher = Dispatcher(
         {
-            ev.StepRequested: executor.on_step_requested,
+            ev.StepRequested: on_step_requested,
             ev.RunCancelRequested: executor.on_cancel_requested,
         },
         publisher,
@@ -87,6 +94,7 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         # Acknowledged on receipt, so a failed try is made again here (a step's own failures
         # are reported, not raised; what raises is a result that cannot be sent): a step
         # request that fails every try is answered with step.failed by `on_dead_letter`.
+        metrics.observe_queue_wait(msg.headers)
         await dispatcher.handle_in_place(msg)
 
     # Every executor hears every cancel (no group): any of them may hold the run's steps.
@@ -95,6 +103,13 @@ def create_app(settings: ExecutorSettings) -> FastStream:
     )
     async def handle_cancel(msg: KafkaMessage) -> None:
         await dispatcher.handle(msg)
+
+    ops = OpsServer(
+        broker,
+        host=settings.ops_host,
+        port=settings.executor_ops_port,
+        checks={"s3": store.ping},
+    )
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds
@@ -119,5 +134,9 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         await node_http.aclose()
 
     return FastStream(
-        broker, on_startup=[check_dependencies], on_shutdown=[drain], after_shutdown=[close]
+        broker,
+        on_startup=[ops.start, check_dependencies],
+        after_startup=[ops.started],
+        on_shutdown=[ops.stopping, drain],
+        after_shutdown=[close, ops.stop],
     )

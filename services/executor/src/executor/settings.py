@@ -27,6 +27,10 @@ class ExecutorSettings(KafkaSettings, S3Settings, Limits):
     startup_timeout_seconds: float = 15.0
     shutdown_drain_seconds: float = 60.0
     log_level: str = "INFO"
+    executor_ops_port: int = Field(default=38002, ge=0, le=65535)
+    """/healthz, /readyz and /metrics (bus.ops); 0 picks a free port (it is logged)."""
+    ops_host: str = "127.0.0.1"
+    """Where the ops port listens: loopback, as its /metrics has no token."""
 
     def http_node_policy(self) -> EgressPolicy:
         return EgressPolicy.parse(self.http_node_allow, allow_http=self.http_node_allow_http)

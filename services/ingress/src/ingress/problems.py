@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 import urllib3.exceptions
 from aiokafka.errors import KafkaError
+from bus import metrics
 from contracts.api import Problem, ProblemItem
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -86,6 +87,8 @@ UNAVAILABLE: tuple[tuple[type[Exception], str], ...] = (
 def install(app: FastAPI, *, retry_after_seconds: int = 5) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
+        if exc.status == 429:  # every rate-limit and quota refusal passes here
+            metrics.RATE_LIMITED.labels(exc.kind).inc()
         return problem_response(
             exc.status,
             exc.detail,

@@ -7,11 +7,14 @@ import logging
 import os
 import secrets
 import socket
+from datetime import UTC, datetime
 
 import egress
+from bus import metrics
 from bus.broker import make_broker
 from bus.consumer import Dispatcher, incoming
 from bus.envelope import WEBHOOK
+from bus.ops import OpsServer
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
 from bus.topics import Topic, topic_name
@@ -20,12 +23,12 @@ from faststream.kafka.annotations import KafkaMessage
 from runview import Definitions, RunRenderer
 from storage import mongo
 from storage.assets import AssetStore
-from storage.deliveries import DeliveryRepository
 from storage.runs import RunRepository
 from storage.tenants import TenantRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
+from notifier.metered import MeteredDeliveries
 from notifier.scheduler import Scheduler
 from notifier.sender import Sender
 from notifier.service import Notifier
@@ -41,7 +44,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
     client = mongo.connect(settings.mongodb_url, app_name="notifier")
     db = client[settings.mongodb_database]
     runs = RunRepository(db)
-    deliveries = DeliveryRepository(db)
+    deliveries = MeteredDeliveries(db)
     store = AssetStore(settings.s3_config())
     schedule = settings.retry_schedule()
     http = egress.client(
@@ -93,9 +96,21 @@ def create_app(settings: NotifierSettings) -> FastStream:
         for record in incoming(msg):
             if record.headers.get(f"ce_{WEBHOOK}") == "false":
                 continue  # the run asked for no webhook: nothing to decode or look up
+            metrics.observe_queue_wait(record.headers)
             await dispatcher.handle_record(record)
 
     background: set[asyncio.Task[None]] = set()
+
+    async def webhooks_due() -> int:
+        return await db.webhook_schedule.count_documents({"dueAt": {"$lte": datetime.now(UTC)}})
+
+    ops = OpsServer(
+        broker,
+        host=settings.ops_host,
+        port=settings.notifier_ops_port,
+        checks={"mongodb": lambda: mongo.ping(db)},
+        collectors=[metrics.backlog_gauge("webhooks", webhooks_due)],
+    )
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds
@@ -118,8 +133,8 @@ def create_app(settings: NotifierSettings) -> FastStream:
 
     return FastStream(
         broker,
-        on_startup=[check_dependencies],
-        after_startup=[start_scheduler],
-        on_shutdown=[stop_scheduler],
-        after_shutdown=[close],
+        on_startup=[ops.start, check_dependencies],
+        after_startup=[start_scheduler, ops.started],
+        on_shutdown=[ops.stopping, stop_scheduler],
+        after_shutdown=[close, ops.stop],
     )

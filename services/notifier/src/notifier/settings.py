@@ -18,6 +18,10 @@ class NotifierSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings,
     notifier_group_id: str = "notifier"
     startup_timeout_seconds: float = 15.0
     log_level: str = "INFO"
+    notifier_ops_port: int = Field(default=38003, ge=0, le=65535)
+    """/healthz, /readyz and /metrics (bus.ops); 0 picks a free port (it is logged)."""
+    ops_host: str = "127.0.0.1"
+    """Where the ops port listens: loopback, as its /metrics has no token."""
 
     notifier_retry_schedule: str = DEFAULT_SCHEDULE
     """Seconds before each attempt, comma separated; its length is the number of attempts."""

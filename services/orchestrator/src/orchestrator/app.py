@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from bus import metrics
 from bus.broker import make_broker
-from bus.consumer import Dispatcher
+from bus.consumer import Dispatcher, Incoming
 from bus.keyed import KeyedWorkers
-from bus.publisher import EventPublisher
+from bus.ops import OpsServer
 from bus.startup import kafka_ready, require
 from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from storage import mongo
 from storage.budgets import RunBudgets
 from storage.idempotency import IdempotencyKeys
-from storage.runs import RunRepository
+from storage.runs import LIVE_STATUSES, RunRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
@@ -33,7 +35,8 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
     client = mongo.connect(settings.mongodb_url, app_name="orchestrator")
     db = client[settings.mongodb_database]
     prefix = settings.kafka_topic_prefix
-    publisher = EventPublisher(broker, source="/orchestrator", prefix=prefix)
+    # Counts the run events it publishes: runs started/ended by workflow, their durations.
+    publisher = metrics.MeteredPublisher(broker, source="/orchestrator", prefix=prefix)
     runs = RunRepository(db)
     service = Orchestrator(
         runs,
@@ -84,8 +87,12 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
     # each topic goes to the same instance, so one instance owns all events of a run (the
     # round-robin default would split a run's topics across instances). Within the instance,
     # events of one run are applied in order and different runs concurrently.
+    async def handle_record(record: Incoming) -> object:
+        metrics.observe_queue_wait(record.headers)
+        return await dispatcher.handle_record(record)
+
     workers = KeyedWorkers(
-        dispatcher.handle_record,
+        handle_record,
         max_in_flight=settings.orchestrator_max_in_flight,
         on_rebalance=service.forget,
     )
@@ -102,6 +109,25 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         batch=True,
         max_records=settings.orchestrator_max_in_flight,
     )(workers.submit)
+
+    async def timers_due() -> int:
+        now = datetime.now(UTC)
+        counts = [
+            await db.runs.count_documents({"status": s, "dueAt": {"$lte": now}})
+            for s in LIVE_STATUSES
+        ]
+        return sum(counts)
+
+    ops = OpsServer(
+        broker,
+        host=settings.ops_host,
+        port=settings.orchestrator_ops_port,
+        checks={"mongodb": lambda: mongo.ping(db)},
+        collectors=[
+            metrics.backlog_gauge("claims", lambda: db.run_claims.count_documents({})),
+            metrics.backlog_gauge("timers", timers_due),
+        ],
+    )
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds
@@ -138,8 +164,8 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
 
     return FastStream(
         broker,
-        on_startup=[check_dependencies],
-        after_startup=[start_sweeper],
-        on_shutdown=[stop_sweeper],
-        after_shutdown=[close],
+        on_startup=[ops.start, check_dependencies],
+        after_startup=[start_sweeper, ops.started],
+        on_shutdown=[ops.stopping, stop_sweeper],
+        after_shutdown=[close, ops.stop],
     )

@@ -26,3 +26,7 @@ class OrchestratorSettings(KafkaSettings, MongoSettings, Limits):
     timer_lease_seconds: float = Field(default=30, gt=0)
     startup_timeout_seconds: float = 15.0
     log_level: str = "INFO"
+    orchestrator_ops_port: int = Field(default=38001, ge=0, le=65535)
+    """/healthz, /readyz and /metrics (bus.ops); 0 picks a free port (it is logged)."""
+    ops_host: str = "127.0.0.1"
+    """Where the ops port listens: loopback, as its /metrics has no token."""
