@@ -81,7 +81,7 @@ def services(settings: Settings, endpoints: Endpoints, port: int) -> Iterator[Sy
     system = System(url=f"http://127.0.0.1:{port}", env=env, logs=logs, database=database)
     try:
         system.procs.update(apps.launch(env, logs))
-        apps.await_ready(system.url, logs, system.procs)
+        apps.await_ready(system.url, logs, system.procs, env=env)
         yield system
     finally:
         apps.terminate(system.procs)

@@ -22,10 +22,30 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_runs_every_server_and_service_with_health_checks() -> None:
     services = _compose()["services"]
-    for name in ("kafka", "mongo", "minio", "ingress"):
+    for name in ("kafka", "mongo", "minio", "ingress", "orchestrator", "executor", "notifier"):
         assert "healthcheck" in services[name], name
     for name in ("ingress", "orchestrator", "executor", "notifier"):
         assert services[name]["build"]["args"]["SERVICE"] == name
+
+
+def test_each_worker_is_healthy_when_its_ops_port_answers_readyz() -> None:
+    from devstack.apps import OPS_PORTS
+    from executor.settings import ExecutorSettings
+    from notifier.settings import NotifierSettings
+    from orchestrator.settings import OrchestratorSettings
+
+    services = _compose()["services"]
+    defaults = {
+        name: model.model_fields[f"{name}_ops_port"].default
+        for name, model in (
+            ("orchestrator", OrchestratorSettings),
+            ("executor", ExecutorSettings),
+            ("notifier", NotifierSettings),
+        )
+    }
+    assert defaults == OPS_PORTS  # what devstack waits on is what the services open
+    for name, port in defaults.items():
+        assert f"127.0.0.1:{port}/readyz" in " ".join(services[name]["healthcheck"]["test"])
 
 
 def test_compose_creates_exactly_the_registered_topics() -> None:

@@ -37,22 +37,27 @@ class System:
     procs: dict[str, subprocess.Popen[bytes]]
 
     def start(self, name: str, env: dict[str, str] | None = None) -> None:
-        """(Re)start one service, with `env` overriding the system's, and wait until it
-        consumes."""
+        """(Re)start one service, with `env` overriding the system's, and wait until its
+        /readyz answers 200 (for a worker: it consumes and its dependencies answer)."""
         log = self.logs / f"{name}.log"
-        offset = log.stat().st_size if log.exists() else 0
+        full_env = {**self.env, **(env or {})}
         with log.open("ab") as out:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", name],
-                env={**self.env, **(env or {})},
+                env=full_env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
-        while apps.READY_MARK not in log.read_bytes()[offset:].decode(errors="replace"):
+        url = apps.ready_url(full_env, name)
+        while not _ready(url):
             if self.procs[name].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not restart:\n{process.tail(log)}")
             time.sleep(0.1)
+
+    def ops_url(self, name: str) -> str:
+        """Where worker `name` serves /healthz, /readyz and /metrics (loopback, no token)."""
+        return f"http://127.0.0.1:{self.env[apps.ops_port_var(name)]}"
 
     def client(self, key: str | None = None, timeout: float = 90) -> httpx.Client:
         return httpx.Client(
@@ -60,6 +65,13 @@ class System:
             headers={"Authorization": f"Bearer {key or self.key}"},
             timeout=timeout,
         )
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +84,10 @@ def system(stack: Endpoints) -> Iterator[System]:
     env.update(
         {
             "INGRESS_PORT": str(PORT),
+            # Each worker's /healthz, /readyz and /metrics, beside the ingress's port.
+            "ORCHESTRATOR_OPS_PORT": str(PORT + 1),
+            "EXECUTOR_OPS_PORT": str(PORT + 2),
+            "NOTIFIER_OPS_PORT": str(PORT + 3),
             "MONGODB_DATABASE": f"workflow_{NAMESPACE}",
             "KAFKA_TOPIC_PREFIX": prefix,
             "ORCHESTRATOR_GROUP_ID": f"{prefix}orchestrator",
@@ -105,7 +121,7 @@ def system(stack: Endpoints) -> Iterator[System]:
     procs = apps.launch(env, logs)
     url = f"http://127.0.0.1:{PORT}"
     try:
-        apps.await_ready(url, logs, procs, timeout=90)
+        apps.await_ready(url, logs, procs, timeout=90, env=env)
         key = subprocess.run(
             # The shared test tenant is never throttled; test_tenancy.py limits its own.
             [

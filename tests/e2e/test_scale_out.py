@@ -37,7 +37,11 @@ def _start_second_orchestrator(system: Any) -> subprocess.Popen[bytes]:
     offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator"], env=system.env, stdout=out, stderr=out
+            [sys.executable, "-m", "orchestrator"],
+            # Its own ops port (any free one): the first orchestrator holds the system's.
+            env={**system.env, "ORCHESTRATOR_OPS_PORT": "0"},
+            stdout=out,
+            stderr=out,
         )
     deadline = time.monotonic() + 60
     while "assigned to partitions: (TopicPartition" not in log.read_bytes()[offset:].decode(

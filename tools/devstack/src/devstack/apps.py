@@ -24,7 +24,9 @@ SERVICES = ("ingress", "orchestrator", "executor", "notifier")
 INGRESS_PORT = 38000
 DEV_TENANT = "dev"
 DEMO_WORKFLOW = "studio-portrait"
-READY_MARK = "FastStream app started successfully"
+OPS_PORTS = {"orchestrator": 38001, "executor": 38002, "notifier": 38003}
+"""Each worker's ops port (`/healthz`, `/readyz`, `/metrics` on loopback, see bus.ops):
+ORCHESTRATOR_OPS_PORT, EXECUTOR_OPS_PORT, NOTIFIER_OPS_PORT."""
 COLORS = {"ingress": 36, "orchestrator": 35, "executor": 33, "notifier": 32}
 RECEIVER_PORTS = (28000, 28999)
 """The loopback ports a local stack's webhooks and `http.request` nodes may reach: where test
@@ -45,6 +47,8 @@ def service_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(envfile.read_env_file(settings.env_file))
     env.setdefault("INGRESS_PORT", str(INGRESS_PORT))
+    for name, port in OPS_PORTS.items():
+        env.setdefault(ops_port_var(name), str(port))
     # A local stack delivers webhooks to receivers on this machine (plain http, loopback),
     # on the receivers' ports only: never to the stack's own servers.
     env.setdefault("EGRESS_ALLOW", LOOPBACK_RECEIVERS)
@@ -53,6 +57,18 @@ def service_env(settings: Settings) -> dict[str, str]:
     env.setdefault("HTTP_NODE_ALLOW_HTTP", "true")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def ops_port_var(name: str) -> str:
+    return f"{name.upper()}_OPS_PORT"
+
+
+def ready_url(env: Mapping[str, str], name: str) -> str:
+    """Where service `name`, started with `env`, answers `/readyz`: the ingress on its API
+    port, a worker on its ops port."""
+    if name == "ingress":
+        return f"http://127.0.0.1:{env.get('INGRESS_PORT', INGRESS_PORT)}/readyz"
+    return f"http://127.0.0.1:{env.get(ops_port_var(name), OPS_PORTS[name])}/readyz"
 
 
 def ensure_dev_key(settings: Settings) -> dict[str, str]:
@@ -100,28 +116,17 @@ def running(settings: Settings) -> dict[str, int]:
     return found
 
 
-def _wait_ready(settings: Settings, name: str, pid: int, since: int, timeout: float) -> None:
+def _wait_ready(settings: Settings, name: str, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     log = _log_file(settings, name)
+    url = ready_url(service_env(settings), name)
     while time.monotonic() < deadline:
         if not process.pid_alive(pid):
             raise AppError(f"{name}: exited during start (log: {log})\n{process.tail(log, 30)}")
-        if name == "ingress":
-            if _http_ok(f"{service_env(settings)['WORKFLOW_API_URL']}/readyz"):
-                return
-        elif READY_MARK in _read_from(log, since):
+        if _http_ok(url):
             return
         time.sleep(0.2)
     raise AppError(f"{name}: not ready within {timeout:.0f} s (log: {log})\n{process.tail(log)}")
-
-
-def _read_from(path: Path, offset: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _http_ok(url: str) -> bool:
@@ -137,18 +142,16 @@ def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
     ensure_dev_key(settings)
     env = service_env(settings)
     already = running(settings)
-    started: dict[str, tuple[int, int]] = {}
+    started: dict[str, int] = {}
     for name in SERVICES:
         if name in already:
             say(f"{name}: already running (pid {already[name]})")
             continue
         log = _log_file(settings, name)
-        offset = log.stat().st_size if log.exists() else 0
-        pid = process.spawn(_command(name), log, _pid_file(settings, name), env=env)
-        started[name] = (pid, offset)
-    for name, (pid, offset) in started.items():
+        started[name] = process.spawn(_command(name), log, _pid_file(settings, name), env=env)
+    for name, pid in started.items():
         t0 = time.monotonic()
-        _wait_ready(settings, name, pid, offset, timeout)
+        _wait_ready(settings, name, pid, timeout)
         say(f"{name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
     register_demo(settings)
     say(f"demo workflow '{DEMO_WORKFLOW}' registered; try:\n{curl_line(settings)}")
@@ -291,25 +294,30 @@ def launch(env: Mapping[str, str], logs: Path) -> dict[str, subprocess.Popen[byt
 
 
 def await_ready(
-    url: str, logs: Path, procs: Mapping[str, subprocess.Popen[bytes]], timeout: float = 120
+    url: str,
+    logs: Path,
+    procs: Mapping[str, subprocess.Popen[bytes]],
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
 ) -> None:
-    """Until ingress answers /readyz and every consumer has started; AppError with the logs'
-    tails when one exits or the time runs out."""
+    """Until the ingress at `url` and every worker (on its ops port in `env`, else the
+    default) answer /readyz; AppError with the logs' tails when one exits or the time runs
+    out."""
     deadline = time.monotonic() + timeout
+    urls = {name: ready_url(env or {}, name) for name in SERVICES[1:]}
+    urls["ingress"] = f"{url}/readyz"
 
     def failed(why: str) -> AppError:
         tails = "\n".join(f"--- {n}\n{process.tail(logs / f'{n}.log', 30)}" for n in procs)
         return AppError(f"{why}\n{tails}")
 
-    while not _http_ok(f"{url}/readyz"):
-        dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
-        if dead or time.monotonic() > deadline:
-            raise failed(f"the system did not start (exited: {dead})")
-        time.sleep(0.3)
-    for name in SERVICES[1:]:
-        while READY_MARK not in (logs / f"{name}.log").read_text(errors="replace"):
-            if procs[name].poll() is not None or time.monotonic() > deadline:
-                raise failed(f"{name} did not start")
+    for name in SERVICES:
+        while not _http_ok(urls[name]):
+            dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+            if dead:
+                raise failed(f"the system did not start (exited: {dead})")
+            if time.monotonic() > deadline:
+                raise failed(f"{name} not ready within {timeout:g} s ({urls[name]})")
             time.sleep(0.2)
 
 
