@@ -245,6 +245,11 @@ class TextFormatter(logging.Formatter):
 # --- setup ---------------------------------------------------------------------------------
 
 
+class _NotAutoCreate(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Auto create topics is disabled")
+
+
 def configure(
     service: str | None = None,
     *,
@@ -274,6 +279,10 @@ def configure(
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     if service:
         # The broker's own logger (bus.broker: `<client_id>.kafka`) reports partition
-        # assignments at INFO: chatter too.
-        logging.getLogger(f"{service}.kafka").setLevel(max(logging.WARNING, root.level))
+        # assignments at INFO: chatter too. Its warning that topics are not auto-created
+        # says what we chose (topics are made by devstack/deployment), once per subscriber.
+        broker = logging.getLogger(f"{service}.kafka")
+        broker.setLevel(max(logging.WARNING, root.level))
+        if not any(isinstance(f, _NotAutoCreate) for f in broker.filters):
+            broker.addFilter(_NotAutoCreate())
     return handler

@@ -1,4 +1,5 @@
-"""The four services as local processes: `run` in the foreground with prefixed logs, or
+"""The four services as local processes: `run` in the foreground (run events as text, every
+line as JSON in the log files), or
 `start`/`stop` detached, plus the dev tenant's key and the demo workflow."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from devstack import envfile, process
 from devstack.component import Say
@@ -197,25 +199,103 @@ def curl_line(settings: Settings) -> str:
     )
 
 
-def _pump(name: str, stream: object, lock: threading.Lock) -> None:
+SHOW_ALL = "DEVSTACK_SHOW_ALL"
+"""Set (to anything) for `make run` to print every INFO line of the services, not only the
+run events and the warnings; the log files always have every line."""
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def terminal_line(name: str, raw: str, *, show_all: bool = False) -> str | None:
+    """What `make run` prints for one line a service wrote (None: nothing). A service writes
+    JSON (bus.logs); a person reads the run events (lines with an `event` field: run started,
+    step done, run completed with its duration, webhook attempts) and every warning or error,
+    as text. A line that is not JSON (a crash before logging was set up) is shown as it is."""
+    text = raw.rstrip("\n")
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        return text if text.strip() else None
+    level = str(fields.get("level", "INFO"))
+    if not show_all and _LEVELS.get(level, 20) < 30 and "event" not in fields:
+        return None
+    clock = str(fields.get("time", ""))[11:23]
+    logger = str(fields.get("logger", ""))
+    who = "" if logger == name else f"{logger}: "
+    line = f"{clock} {'' if level == 'INFO' else level + ' '}{who}{fields.get('message', '')}"
+    context = " ".join(f"{k}={fields[k]}" for k in ("runId", "tenantId") if fields.get(k))
+    if context:
+        line += f"  ({context})"
+    if fields.get("exception"):
+        line += "\n" + str(fields["exception"])
+    return line
+
+
+def _pump(name: str, stream: object, out: BinaryIO, lock: threading.Lock, show_all: bool) -> None:
+    """Every line into the service's log file as written (JSON), the readable ones to the
+    terminal as text."""
     color = COLORS.get(name, 0)
     prefix = f"\033[{color}m{name:>12} |\033[0m " if sys.stdout.isatty() else f"{name:>12} | "
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        out.write(raw)
+        out.flush()
+        line = terminal_line(name, raw.decode(errors="replace"), show_all=show_all)
+        if line is None:
+            continue
         with lock:
-            sys.stdout.write(prefix + raw.decode(errors="replace"))
+            sys.stdout.write("".join(prefix + part + "\n" for part in line.split("\n")))
             sys.stdout.flush()
 
 
+def _await_all(
+    settings: Settings,
+    env: Mapping[str, str],
+    procs: Mapping[str, subprocess.Popen[bytes]],
+    stopping: threading.Event,
+    say: Say,
+    timeout: float = 60.0,
+) -> bool:
+    """Until every service answers /readyz (`ready_url`), saying so for each; False when one
+    exits, Ctrl-C is pressed or time runs out."""
+    t0 = time.monotonic()
+    waiting = list(SERVICES)
+    while waiting:
+        for name in list(waiting):
+            if _http_ok(ready_url(env, name)):
+                waiting.remove(name)
+                say(f"{name:>12} | ready ({time.monotonic() - t0:.1f} s)")
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        if dead:
+            say(f"{', '.join(dead)} exited during start; see {_log_file(settings, dead[0])}")
+            return False
+        if stopping.is_set():
+            return False
+        if waiting and time.monotonic() - t0 > timeout:
+            say(f"{', '.join(waiting)} not ready within {timeout:.0f} s; stopping")
+            return False
+        if waiting:
+            stopping.wait(0.2)
+    return True
+
+
 def run_foreground(settings: Settings, say: Say, extra_env: Mapping[str, str] | None = None) -> int:
-    """All four services in this terminal, logs prefixed; Ctrl-C stops them cleanly."""
+    """All four services in this terminal: their run events and warnings as text, every line
+    as JSON in .stack/logs/<name>.log; the banner once all are ready. Ctrl-C stops them."""
     if running(settings):
         raise AppError("services already run detached; `make down` first or use them as they are")
     ensure_dev_key(settings)
     env = service_env(settings)
     env.update(extra_env or {})
+    show_all = bool(env.get(SHOW_ALL))
     lock = threading.Lock()
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, BinaryIO] = {}
+    pumps: list[threading.Thread] = []
+    say(f"starting {', '.join(SERVICES)} (every line, as JSON: {settings.logs_dir}/<name>.log)")
     for name in SERVICES:
+        files[name] = _log_file(settings, name).open("ab")
         proc = subprocess.Popen(
             _command(name),
             env=env,
@@ -224,29 +304,30 @@ def run_foreground(settings: Settings, say: Say, extra_env: Mapping[str, str] | 
             start_new_session=True,
         )
         procs[name] = proc
-        threading.Thread(target=_pump, args=(name, proc.stdout, lock), daemon=True).start()
+        pump = threading.Thread(
+            target=_pump, args=(name, proc.stdout, files[name], lock, show_all), daemon=True
+        )
+        pump.start()
+        pumps.append(pump)
 
     stopping = threading.Event()
 
     def request_stop(*_: object) -> None:
         stopping.set()
 
+    def locked_say(message: str) -> None:
+        with lock:
+            say(message)
+
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        deadline = time.monotonic() + 60
-        while not _http_ok(f"{env['WORKFLOW_API_URL']}/readyz"):
-            if stopping.is_set() or any(p.poll() is not None for p in procs.values()):
-                break
-            if time.monotonic() > deadline:
-                say("ingress did not become ready within 60 s")
-                stopping.set()
-                break
-            time.sleep(0.3)
-        else:
+        if _await_all(settings, env, procs, stopping, locked_say):
             register_demo(settings)
             with lock:
-                print(_banner(settings), flush=True)
+                print(_banner(settings, env), flush=True)
+        else:
+            stopping.set()
         while not stopping.is_set():
             dead = [n for n, p in procs.items() if p.poll() is not None]
             if dead:
@@ -263,18 +344,32 @@ def run_foreground(settings: Settings, say: Say, extra_env: Mapping[str, str] | 
             except subprocess.TimeoutExpired:
                 say(f"{name}: did not stop in 90 s; killing it")
                 proc.kill()
+        for pump in pumps:
+            pump.join(timeout=5)
+        for out in files.values():
+            out.close()
     codes = {n: p.returncode for n, p in procs.items()}
     return 0 if stopping.is_set() and all(c in (0, -signal.SIGTERM) for c in codes.values()) else 1
 
 
-def _banner(settings: Settings) -> str:
-    env = service_env(settings)
+def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    env = env or service_env(settings)
+    api = env["WORKFLOW_API_URL"]
+    metrics = "\n".join(
+        f"            {name}: http://127.0.0.1:{env.get(ops_port_var(name), str(port))}/metrics"
+        for name, port in OPS_PORTS.items()
+    )
     return (
         "\n"
         "==================== Workflow API is running ====================\n"
-        f"  API:      {env['WORKFLOW_API_URL']}  (docs: {env['WORKFLOW_API_URL']}/docs)\n"
+        f"  API:      {api}  (docs: {api}/docs)\n"
         f"  API key:  {env['WORKFLOW_API_KEY']}\n"
         f"  Admin key (/v1/admin, /metrics): ADMIN_API_KEY in {settings.env_file}\n"
+        f"  Logs:     {settings.logs_dir}/<service>.log, one JSON object a line (runId,\n"
+        "            tenantId, nodeId, traceId); below: run events and warnings only\n"
+        f"            ({SHOW_ALL}=1 shows every line)\n"
+        f"  Metrics:  ingress: {api}/metrics (Authorization: Bearer <ADMIN_API_KEY>)\n"
+        f"{metrics}\n"
         f"  Demo workflow '{DEMO_WORKFLOW}' is registered. Try:\n\n"
         f"  {curl_line(settings)}\n"
         "==================================================================\n"
