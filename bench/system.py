@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -146,7 +147,21 @@ def log_offsets(system: System) -> dict[str, int]:
     return out
 
 
-_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{3})")
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3})")
+
+
+def _time_and_message(line: str) -> tuple[str, str]:
+    """A log line's time and message: a JSON line's fields (bus.logs), else the plain text."""
+    text = line.rstrip()
+    if text.startswith("{"):
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            return text, text
+        if isinstance(fields, dict):
+            when = str(fields.get("time", "")).replace("T", " ")
+            return when, str(fields.get("message", "")).rstrip()
+    return text, text
 
 
 def handler_ms_per_run(system: System, since: dict[str, int], runs: int) -> dict[str, float]:
@@ -171,14 +186,14 @@ def handler_ms_per_run(system: System, since: dict[str, int], runs: int) -> dict
         pairs = 0
         pending: list[float] = []
         for line in lines:
-            text = line.rstrip()
+            at_text, text = _time_and_message(line)
             if text.endswith("Received"):
                 kind = "Received"
             elif text.endswith("Processed"):
                 kind = "Processed"
             else:
                 continue
-            match = _LOG_TIME.match(text)
+            match = _LOG_TIME.match(at_text)
             if match is None:
                 continue
             at = datetime.strptime(match.group(1).replace(".", ","), "%Y-%m-%d %H:%M:%S,%f")

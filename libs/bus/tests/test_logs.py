@@ -173,7 +173,7 @@ def test_what_redaction_keeps_is_still_useful() -> None:
 
 def test_library_chatter_is_kept_at_warning(captured: io.StringIO) -> None:
     logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group")
-    logging.getLogger("testsvc.kafka").info("assigned to partitions")
+    logging.getLogger("testsvc.kafka").warning("Auto create topics is disabled. Make sure…")
     logging.getLogger("pymongo.topology").info("heartbeat")
     logging.getLogger("httpx").info("HTTP Request: POST")
     logging.getLogger("aiokafka.conn").warning("connection lost")

@@ -278,11 +278,11 @@ def configure(
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     if service:
-        # The broker's own logger (bus.broker: `<client_id>.kafka`) reports partition
-        # assignments at INFO: chatter too. Its warning that topics are not auto-created
-        # says what we chose (topics are made by devstack/deployment), once per subscriber.
+        # The broker's own logger (bus.broker: `<client_id>.kafka`) keeps its level: one line
+        # per partition assignment, and each message's Received/Processed at DEBUG (the bench
+        # reads them). Its warning that topics are not auto-created says what we chose
+        # (devstack or the deployment makes them), once per subscriber: dropped.
         broker = logging.getLogger(f"{service}.kafka")
-        broker.setLevel(max(logging.WARNING, root.level))
         if not any(isinstance(f, _NotAutoCreate) for f in broker.filters):
             broker.addFilter(_NotAutoCreate())
     return handler
