@@ -10,9 +10,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
-from devstack import process
 from e2e_helpers import poll, register
+from test_service_lifecycle import _closed_port
 
 pytestmark = pytest.mark.e2e
 
@@ -31,24 +32,34 @@ TWO_STEPS = {
 }
 
 
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _start_second_orchestrator(system: Any) -> subprocess.Popen[bytes]:
-    """Another member of the orchestrators' group; returns once it owns partitions."""
+    """Another member of the orchestrators' group; returns once it owns partitions (its
+    /readyz is 200 only then)."""
     log = system.logs / "orchestrator-2.log"
     offset = log.stat().st_size if log.exists() else 0
+    port = _closed_port()
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator"],
-            # Its own ops port (any free one): the first orchestrator holds the system's.
-            env={**system.env, "ORCHESTRATOR_OPS_PORT": "0"},
+            # Its own ops port: the first orchestrator holds the system's.
+            env={**system.env, "ORCHESTRATOR_OPS_PORT": str(port)},
             stdout=out,
             stderr=out,
         )
     deadline = time.monotonic() + 60
-    while "assigned to partitions: (TopicPartition" not in log.read_bytes()[offset:].decode(
-        errors="replace"
-    ):
+    while not _ready(f"http://127.0.0.1:{port}/readyz"):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the second orchestrator got no partitions:\n{process.tail(log)}")
+            proc.kill()  # not left behind in the group, taking partitions
+            proc.wait(timeout=10)
+            tail = log.read_bytes()[offset:].decode(errors="replace")[-3000:]
+            raise RuntimeError(f"the second orchestrator got no partitions:\n{tail}")
         time.sleep(0.1)
     return proc
 
