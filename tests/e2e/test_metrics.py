@@ -165,6 +165,9 @@ def test_a_completed_run_is_counted_by_workflow_and_its_run_and_step_durations_o
         > 0
     )
     assert _value(orchestrator, "workflow_queue_wait_seconds_count", event="run.requested") >= 1
+    # FastStream's Prometheus middleware, on every broker.
+    assert "workflow_kafka_received_messages_total{" in orchestrator
+    assert "workflow_kafka_published_messages_total{" in orchestrator
     executor = scrape("executor")()
     assert _value(executor, step_count, node_type="text.template") >= steps_before + 2
     assert _value(executor, "workflow_queue_wait_seconds_count", event="step.requested") >= 2

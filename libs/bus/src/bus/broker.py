@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
+from prometheus_client import REGISTRY
 
 
 async def _message_itself(msg: StreamMessage[Any]) -> StreamMessage[Any]:
@@ -41,4 +43,13 @@ def make_broker(
         apply_types=False,
         decoder=_message_itself,
         request_timeout_ms=15_000,
+        # Messages received and published per topic, their sizes and handling times
+        # (`workflow_kafka_*`), in the registry every service serves at /metrics. A batch
+        # subscriber's call counts each record; where records are handed to KeyedWorkers the
+        # handling time is the hand-over, the work itself is in the services' own metrics.
+        middlewares=(
+            KafkaPrometheusMiddleware(
+                registry=REGISTRY, app_name=client_id, metrics_prefix="workflow_kafka"
+            ),
+        ),
     )
