@@ -101,6 +101,7 @@ def test_a_runs_lines_are_json_with_its_run_tenant_node_and_trace_and_no_secret(
     (done,) = [p for p in orchestrator if p.get("event") == "run.completed"]
     assert isinstance(done["durationMs"], int)
     assert done["message"].startswith("run completed in ")
+    assert all("nodeId" not in p for p in orchestrator if p.get("event", "").startswith("run."))
     # The executor: its lines of a step name the step.
     assert {p.get("nodeId") for p in executor} == {"first", "second"}
 

@@ -114,6 +114,14 @@ def test_a_lines_own_fields_are_written_and_name_its_node_over_the_bound_one(
     assert line["event"] == "step.succeeded"
 
 
+def test_a_line_can_say_it_is_not_about_the_bound_node(captured: io.StringIO) -> None:
+    with logs.scope(runId="run_1", nodeId="last"):
+        logging.getLogger("orchestrator").info("run completed", extra={"nodeId": None})
+    (line,) = lines(captured)
+    assert "nodeId" not in line
+    assert line["runId"] == "run_1"
+
+
 SECRETS = {
     "an API key": "wfk_q8Xz2mN4pL7rT1vB9cD3eF6gH0jK5sW",
     "an admin key": "wfadmin_Yh7tR2kP9mN4bV6cX1zQ8wE3rT5yU0iO",

@@ -180,6 +180,16 @@ def _extra(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def _bound_and_extra(record: logging.LogRecord) -> dict[str, Any]:
+    """The bound context, then the line's own fields; `extra={"nodeId": None}` says this line
+    is not about the bound node (a run's own line, decided on a step's event)."""
+    fields = {**_context.get(), **_extra(record)}
+    for key in CONTEXT_FIELDS:
+        if key in record.__dict__ and record.__dict__[key] is None:
+            fields.pop(key, None)
+    return fields
+
+
 def _time(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
@@ -200,8 +210,7 @@ class JsonFormatter(logging.Formatter):
         }
         if self.service:
             line["service"] = self.service
-        line.update(_context.get())
-        line.update(_extra(record))
+        line.update(_bound_and_extra(record))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -236,8 +245,7 @@ class TextFormatter(logging.Formatter):
                 "logger": record.name,
                 "message": record.getMessage(),
                 "exception": record.exc_text,
-                **_context.get(),
-                **_extra(record),
+                **_bound_and_extra(record),
             }
         )
 

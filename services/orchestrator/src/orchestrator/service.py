@@ -687,7 +687,12 @@ def _log_progress(
             "run started: %s v%d",
             record.workflow_id,
             record.workflow_version,
-            extra={**run, "event": "run.started", "workflowId": record.workflow_id},
+            extra={
+                **run,
+                "nodeId": None,
+                "event": "run.started",
+                "workflowId": record.workflow_id,
+            },
         )
         return
     took = _seconds(after.started_at or record.created_at, after.completed_at)
@@ -699,6 +704,7 @@ def _log_progress(
         why[:300],
         extra={
             **run,
+            "nodeId": None,  # not the step whose event ended the run
             "event": f"run.{after.status.value}",
             "workflowId": record.workflow_id,
             "durationMs": None if took is None else round(took * 1000),

@@ -156,6 +156,7 @@ def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
         _wait_ready(settings, name, pid, timeout)
         say(f"{name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
     register_demo(settings)
+    say(f"logs: {settings.logs_dir}/<service>.log, one JSON object a line (README: Logs)")
     say(f"demo workflow '{DEMO_WORKFLOW}' registered; try:\n{curl_line(settings)}")
 
 
