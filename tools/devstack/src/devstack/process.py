@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 MAX_LOG_BYTES = 5 * 1024 * 1024
@@ -134,6 +136,26 @@ def rotate_log(log_file: Path) -> None:
             log_file.replace(log_file.with_suffix(log_file.suffix + ".1"))
 
 
+def _ends_unfinished(path: Path) -> bool:
+    """True when the file's last line has no newline (a process killed mid-line)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def _start_marker(cmd: Sequence[str], *, after_partial_line: bool = False) -> str:
+    when = datetime.now(UTC).isoformat(timespec="milliseconds")
+    message = f"starting {' '.join(cmd)}"
+    line = {"time": when, "level": "INFO", "logger": "devstack", "message": message}
+    return ("\n" if after_partial_line else "") + json.dumps(line) + "\n"
+
+
 def spawn(
     cmd: Sequence[str],
     log_file: Path,
@@ -150,7 +172,9 @@ def spawn(
     rotate_log(log_file)
     full_env = _environment(env, user)
     with log_file.open("ab") as log:
-        log.write(f"\n=== devstack: starting {' '.join(cmd)} ===\n".encode())
+        # One JSON line (the services' log format, bus.logs), so `jq` reads a service's
+        # whole log; a server's log reads it as a plain marker of where a start begins.
+        log.write(_start_marker(cmd, after_partial_line=_ends_unfinished(log_file)).encode())
         log.flush()
         proc = subprocess.Popen(
             list(cmd),
