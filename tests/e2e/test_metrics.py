@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_helpers import register
+from e2e_receiver import Receiver, Reply
 from prometheus_client.parser import text_string_to_metric_families
 from test_service_lifecycle import _closed_port
 
@@ -192,3 +193,40 @@ def test_the_ingress_counts_its_rate_limit_refusals(system: Any) -> None:
             admin.get("/metrics").text, "workflow_rate_limit_refusals_total", kind="rate-limited"
         )
     assert after - before >= refused  # other tests may be refused meanwhile, never fewer
+
+
+def test_the_notifier_counts_webhook_attempts_by_outcome_with_their_durations(
+    system: Any,
+) -> None:
+    def scrape() -> str:
+        return httpx.get(f"{system.ops_url('notifier')}/metrics", timeout=10).text
+
+    attempts = "workflow_webhook_attempts_total"
+    durations = "workflow_webhook_attempt_duration_seconds_count"
+    before = scrape()
+    receiver = Receiver()
+    receiver.on("/hook", Reply(status=500), Reply(status=200))
+    try:
+        with system.client() as c:
+            workflow_id = register(c, TWO_STEPS)
+            run = c.post(
+                f"/v1/workflows/{workflow_id}/run",
+                json={"inputs": {"x": "hi"}, "webhook": f"{receiver.url}/hook"},
+            )
+            assert run.status_code == 200, run.text
+        # The retry schedule of the tests is 0, 0.5, 1 s: a 500, then a 200.
+        assert receiver.wait_for(lambda: len(receiver.calls("/hook")) == 2, timeout=30)
+    finally:
+        receiver.close()
+
+    def grew(text: str, outcome: str) -> float:
+        return _value(text, attempts, outcome=outcome) - _value(before, attempts, outcome=outcome)
+
+    after = _eventually(
+        scrape, lambda t: grew(t, "succeeded") >= 1 and grew(t, "retrying") >= 1, within=10
+    )
+    assert grew(after, "succeeded") >= 1
+    assert grew(after, "retrying") >= 1
+    assert _value(after, durations, outcome="succeeded") > _value(
+        before, durations, outcome="succeeded"
+    )

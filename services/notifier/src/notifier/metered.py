@@ -23,5 +23,7 @@ class MeteredDeliveries(DeliveryRepository):
         await super().record_attempt(delivery_id, attempt, status=status)
         outcome = _OUTCOME.get(status, str(status))
         metrics.WEBHOOK_ATTEMPTS.labels(outcome).inc()
-        if attempt.duration_ms:
+        # A request was made (an answer, or a failure that took time); an attempt recorded
+        # without one (a run that cannot be rendered) has no latency.
+        if attempt.status_code is not None or attempt.duration_ms > 0:
             metrics.WEBHOOK_LATENCY.labels(outcome).observe(attempt.duration_ms / 1000)
