@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bus import logs
+from bus import logs, tracing
 from contracts.events import StepRequested
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -71,8 +71,8 @@ def test_an_events_run_tenant_node_and_trace_are_on_every_line_inside_its_scope(
             "params": {},
         }
     )
-    with logs.scope():
-        logs.bind_event(step, TRACEPARENT)
+    with logs.scope(), tracing.consume_span("process", {"traceparent": TRACEPARENT}):
+        logs.bind_event(step)
         logging.getLogger("executor").info("inside")
     logging.getLogger("executor").info("after")
     inside, after = lines(captured)

@@ -24,7 +24,6 @@ def _run_event(run_id: str, model: type[RunStarted] | type[RunCompleted]) -> Env
         source="/t",
         subject=run_id,
         time=NOW,
-        traceparent=None,
         data=data,
     )
 
@@ -37,7 +36,6 @@ def _step_event(run_id: str) -> Envelope:
         source="/t",
         subject=run_id,
         time=NOW,
-        traceparent=None,
         data=data,
     )
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
 from prometheus_client import REGISTRY
@@ -51,5 +52,9 @@ def make_broker(
             KafkaPrometheusMiddleware(
                 registry=REGISTRY, app_name=client_id, metrics_prefix="workflow_kafka"
             ),
+            # Every record published carries the current W3C trace context (`traceparent`,
+            # `tracestate`) and gets a publish span; consumers continue each record's own
+            # context in `Dispatcher.dispatch` (a batch subscriber's middleware sees a batch).
+            KafkaTelemetryMiddleware(include_messages_counters=False),
         ),
     )

@@ -40,7 +40,7 @@ from aiokafka.errors import (
 from contracts.events import BY_TYPE, EventData
 from faststream.kafka.message import KafkaMessage
 
-from bus import logs
+from bus import logs, tracing
 from bus.deadletter import DeadLetter, one_line
 from bus.envelope import Envelope, PoisonMessage, decode
 from bus.publisher import EventPublisher
@@ -201,7 +201,14 @@ class Dispatcher:
     ) -> Envelope | None:
         # Every line logged while this record is handled carries its run, tenant, node and
         # trace (bound once decoded); none of it stays for the next record.
-        with logs.scope():
+        with (
+            logs.scope(),
+            tracing.consume_span(
+                f"{topic} process",
+                headers,
+                **{"messaging.system": "kafka", "messaging.destination.name": topic},
+            ),
+        ):
             return await self._dispatch(
                 topic=topic,
                 key=key,
@@ -245,7 +252,7 @@ class Dispatcher:
             )
             await self._park(where, letter)
             return None
-        logs.bind_event(envelope.data, envelope.traceparent)
+        logs.bind_event(envelope.data)
         handler = self._handlers.get(type(envelope.data))
         if handler is None:
             return None

@@ -1,4 +1,5 @@
-"""CloudEvents 1.0 in Kafka binary content mode, plus W3C trace context.
+"""CloudEvents 1.0 in Kafka binary content mode (the W3C trace context is added by the
+broker's telemetry middleware: `bus.tracing`).
 
 Headers `ce_*` carry the attributes, `content-type` the data's media type, the value is the
 event's JSON and the key is the runId (the CloudEvents `subject`), so one run stays in order on
@@ -7,7 +8,6 @@ one partition.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +17,6 @@ from cloudevents.core.v1.event import CloudEvent
 from contracts.events import BY_TYPE, EventData
 from pydantic import ValidationError
 
-TRACEPARENT = "traceparent"
 WEBHOOK = "webhook"
 """CloudEvents extension on run events: "true" when the run asked for a webhook, "false" when
 not, so the notifier neither decodes nor looks up the runs of the others (absent: unknown)."""
@@ -41,18 +40,7 @@ class Envelope:
     source: str
     subject: str
     time: datetime
-    traceparent: str | None
     data: EventData
-
-
-def new_traceparent(trace_id: str | None = None) -> str:
-    """A W3C traceparent continuing `trace_id` (32 hex) with a fresh span id."""
-    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
-
-
-def trace_id_of(traceparent: str | None) -> str | None:
-    parts = (traceparent or "").split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 
 def encode(
@@ -60,7 +48,6 @@ def encode(
     *,
     source: str,
     event_id: str | None = None,
-    traceparent: str | None = None,
     time: datetime | None = None,
     extensions: Mapping[str, str] | None = None,
 ) -> Outgoing:
@@ -79,7 +66,6 @@ def encode(
     )
     message = ce_kafka.to_binary_event(cloud_event, key_mapper=lambda e: e.get_subject())
     headers = {k: v.decode() for k, v in message.headers.items()}
-    headers[TRACEPARENT] = traceparent or new_traceparent()
     return Outgoing(key=event.run_id.encode(), value=message.value, headers=headers)
 
 
@@ -108,6 +94,5 @@ def decode(headers: Mapping[str, str], value: bytes) -> Envelope:
         source=cloud_event.get_source(),
         subject=cloud_event.get_subject() or data.run_id,
         time=time,
-        traceparent=headers.get(TRACEPARENT),
         data=data,
     )

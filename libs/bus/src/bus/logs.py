@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from bus.envelope import trace_id_of
+from bus.tracing import current_trace_id
 
 CONTEXT_FIELDS = ("runId", "tenantId", "nodeId", "traceId")
 """The fields bound as context, in the order a text line shows them."""
@@ -84,13 +84,14 @@ def scope(**fields: object) -> Iterator[None]:
         _context.reset(token)
 
 
-def bind_event(data: object, traceparent: str | None = None) -> None:
-    """Bind what an event says about itself: its run, tenant and node, and its trace."""
+def bind_event(data: object) -> None:
+    """Bind what an event says about itself: its run, tenant and node, and the trace of the
+    current span (the one continuing the record's context)."""
     bind(
         runId=getattr(data, "run_id", None),
         tenantId=getattr(data, "tenant_id", None),
         nodeId=getattr(data, "node_id", None),
-        traceId=trace_id_of(traceparent),
+        traceId=current_trace_id(),
     )
 
 

@@ -139,13 +139,10 @@ class MeteredPublisher(EventPublisher):
         self,
         event: EventData,
         *,
-        traceparent: str | None = None,
         event_id: str | None = None,
         extensions: Mapping[str, str] | None = None,
     ) -> None:
-        await super().publish(
-            event, traceparent=traceparent, event_id=event_id, extensions=extensions
-        )
+        await super().publish(event, event_id=event_id, extensions=extensions)
         self._runs.observe(event, event_id)
 
 

@@ -25,7 +25,6 @@ class EventPublisher:
         self,
         event: EventData,
         *,
-        traceparent: str | None = None,
         event_id: str | None = None,
         extensions: Mapping[str, str] | None = None,
     ) -> None:
@@ -36,7 +35,6 @@ class EventPublisher:
         out = encode(
             event,
             source=self._source,
-            traceparent=traceparent,
             event_id=event_id,
             extensions=extensions,
         )

@@ -18,7 +18,7 @@ from faststream import FastStream
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from bus import logs
+from bus import logs, tracing
 from bus.logs import LogSettings
 from bus.startup import DependencyUnavailable
 
@@ -46,6 +46,8 @@ def run_service(
         fmt=log_settings.log_format,
         secrets=logs.secrets_of(settings),
     )
+    # Spans exported over OTLP when the `OTEL_*` variables say where (bus.tracing).
+    tracing.configure_tracing(name)
     refused: tuple[type[Exception], ...] = (DependencyUnavailable, *refusals)
     try:
         # uvloop: the same asyncio API with a faster loop and socket layer (every service
