@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
@@ -65,7 +66,7 @@ class FakeDeliveries:
 
 class FakeRuns:
     async def get(self, run_id: str) -> RunRecord:
-        return cast(RunRecord, object())
+        return cast(RunRecord, SimpleNamespace(traceparent=None))
 
 
 class FakeRenderer:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import httpcore
 import httpx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from egress.guard import EgressRefused, Target, UnresolvableHost, check_host, check_url, resolve
 from egress.policy import EgressPolicy
@@ -109,10 +110,14 @@ def client(
 ) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` for user-given URLs: checked scheme and addresses, no redirects,
     no environment proxies. Raises `EgressRefused` for a target the policy refuses."""
-    return httpx.AsyncClient(
+    http = httpx.AsyncClient(
         transport=GuardedTransport(policy, verify=verify, limits=limits),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
         headers=headers,
     )
+    # A client span per request, and the W3C `traceparent` sent with it; the instrumentation
+    # wraps this client's own (guarded) transport.
+    HTTPXClientInstrumentor.instrument_client(http)
+    return http

@@ -54,7 +54,9 @@ class RunRecord:
     metadata_json: str = "{}"
     assets_json: str = "{}"
     """s3 ref → asset description, for outputs of steps."""
-    trace_id: str | None = None
+    traceparent: str | None = None
+    """The W3C `traceparent` the run started under: its hops that continue no message (timers,
+    sweeper nudges, child runs, carry-outs after a restart) continue this trace."""
     webhook_json: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -85,7 +87,7 @@ def to_document(r: RunRecord) -> Document:
         "state": r.state_json,
         "metadata": r.metadata_json,
         "assets": r.assets_json,
-        "traceId": r.trace_id,
+        "traceparent": r.traceparent,
         "webhook": r.webhook_json,
         "timers": r.timers_json,
         "dueAt": r.due_at,
@@ -107,7 +109,7 @@ def from_document(d: Document) -> RunRecord:
         state_json=d["state"],
         metadata_json=d.get("metadata", "{}"),
         assets_json=d.get("assets", "{}"),
-        trace_id=d.get("traceId"),
+        traceparent=d.get("traceparent"),
         webhook_json=d.get("webhook"),
         timers_json=d.get("timers") or "[]",
         due_at=d.get("dueAt"),

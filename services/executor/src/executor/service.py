@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import httpx
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from bus import tracing
 from bus.deadletter import DeadLetter
 from bus.publisher import EventPublisher
 from bus.topics import Topic
@@ -153,7 +154,17 @@ class Executor:
         self._in_flight += 1
         self._idle.clear()
         try:
-            await self._run(step)
+            # One span per node execution (its started and result events published inside).
+            with tracing.tracer().start_as_current_span(
+                f"node {step.node_type}",
+                attributes={
+                    "workflow.run_id": step.run_id,
+                    "workflow.node_id": step.node_id,
+                    "workflow.node_type": step.node_type,
+                    "workflow.attempt": step.attempt,
+                },
+            ):
+                await self._run(step)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import uvicorn
-from bus import logs
+from bus import logs, tracing
 from bus.logs import LogSettings
 
 from ingress.app import create_app
@@ -22,6 +22,8 @@ def main() -> int:
         fmt=LogSettings().log_format,
         secrets=logs.secrets_of(settings),
     )
+    # Spans exported over OTLP when the `OTEL_*` variables say where (bus.tracing).
+    tracing.configure_tracing("ingress")
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),

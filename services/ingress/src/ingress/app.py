@@ -15,6 +15,7 @@ from bus.startup import kafka_ready, require
 from bus.topics import Topic, topic_name
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from storage import mongo
 from storage.assets import AssetStore
@@ -163,4 +164,6 @@ def create_app(settings: IngressSettings) -> FastAPI:
     app.include_router(assets.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    # A server span per request, continuing an incoming `traceparent` (bus.tracing).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from bus import logs
+from bus import logs, tracing
 from egress import EgressRefused
 from runview import RunRenderer
 from storage.deliveries import Attempt, Claim, Delivery, DeliveryRepository, DeliveryStatus, Due
@@ -72,7 +72,7 @@ class Sender:
             record = await self._runs.get(delivery.run_id)
             if record is None:
                 raise LookupError(f"run {delivery.run_id} is gone")
-            logs.bind(traceId=getattr(record, "trace_id", None))
+            logs.bind(traceId=tracing.trace_id_of(record.traceparent))
             resource = await self._renderer.render(record)
         except LookupError as exc:
             # Nothing to send, ever: end the delivery instead of retrying it forever.
@@ -98,11 +98,21 @@ class Sender:
 
         status_code, retry_after, error = None, None, None
         started = time.monotonic()
+        # In the run's trace; the instrumented client sends `traceparent` with the request.
+        attempt_span = tracing.run_span(
+            "webhook attempt",
+            record.traceparent,
+            runId=delivery.run_id,
+            **{"webhook.delivery_id": delivery.delivery_id, "webhook.attempt": str(due.attempt)},
+        )
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._http.stream(
-                    "POST", delivery.url, content=body.encode(), headers=headers
-                ) as response:
+            with attempt_span:
+                async with (
+                    asyncio.timeout(self._timeout),
+                    self._http.stream(
+                        "POST", delivery.url, content=body.encode(), headers=headers
+                    ) as response,
+                ):
                     status_code = response.status_code
                     retry_after = parse_retry_after(
                         response.headers.get("retry-after"), self._clock()

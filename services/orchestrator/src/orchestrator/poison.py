@@ -21,9 +21,10 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from bus import tracing
 from bus.consumer import is_transient
 from bus.deadletter import DeadLetter
-from bus.envelope import WEBHOOK, new_traceparent
+from bus.envelope import WEBHOOK
 from bus.publisher import EventPublisher
 from contracts.run import RunError as RunErrorView
 from contracts.run import RunStatus as RunStatusView
@@ -120,14 +121,13 @@ class PoisonRuns:
             if claim is None:
                 continue  # written meanwhile: read it again
             log.error("run %s: failed by a direct write: %s", run_id, error.message)
-            traceparent = new_traceparent(record.trace_id)
-            for action in actions:
-                await self._publisher.publish(
-                    action.event,
-                    event_id=action.event_id,
-                    traceparent=traceparent,
-                    extensions=action.extensions,
-                )
+            with tracing.run_span("run failed directly", record.traceparent, runId=run_id):
+                for action in actions:
+                    await self._publisher.publish(
+                        action.event,
+                        event_id=action.event_id,
+                        extensions=action.extensions,
+                    )
             # The claims below our revision are what wedged the run (their messages can
             # never be sent); ours is carried out.
             await self._runs.release([*stale, claim.claim_id])

@@ -13,14 +13,13 @@ import contextlib
 import json
 import logging
 import random
-import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from bus import logs
-from bus.envelope import WEBHOOK, new_traceparent
+from bus import logs, tracing
+from bus.envelope import WEBHOOK
 from bus.publisher import EventPublisher
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
@@ -246,7 +245,7 @@ class Orchestrator:
                 log.error("run %s: event for a run that does not exist; ignored", run_id)
                 return None
             record, state = hot.record, hot.state
-            logs.bind(tenantId=record.tenant_id, traceId=record.trace_id)
+            logs.bind(tenantId=record.tenant_id, traceId=tracing.trace_id_of(record.traceparent))
             defn = await self._definitions.get(
                 record.tenant_id, record.workflow_id, record.workflow_version
             )
@@ -542,21 +541,20 @@ class Orchestrator:
         )
 
     async def _carry_out(self, record: RunRecord, actions: list[outbox.Action]) -> None:
-        traceparent = new_traceparent(record.trace_id)
-        for action in actions:
-            if isinstance(action, outbox.Publish):
-                await self._publisher.publish(
-                    action.event,
-                    event_id=action.event_id,
-                    traceparent=traceparent,
-                    extensions=action.extensions,
-                )
-            else:
-                await self._start_child(record, action, traceparent)
+        # In the run's trace whoever carries it out: a handler of one of its events, the
+        # sweeper, a timer or a restarted process (the trace stored on the run).
+        with tracing.run_span("run carry-out", record.traceparent, runId=record.run_id):
+            for action in actions:
+                if isinstance(action, outbox.Publish):
+                    await self._publisher.publish(
+                        action.event,
+                        event_id=action.event_id,
+                        extensions=action.extensions,
+                    )
+                else:
+                    await self._start_child(record, action)
 
-    async def _start_child(
-        self, parent: RunRecord, action: outbox.StartChild, traceparent: str
-    ) -> None:
+    async def _start_child(self, parent: RunRecord, action: outbox.StartChild) -> None:
         now = self._clock()
         workflow = (
             await self._workflows.get(parent.tenant_id, action.workflow_id, action.version)
@@ -600,7 +598,6 @@ class Orchestrator:
                     finished_at=now,
                 ),
                 event_id=f"{action.child_run_id}:rejected",
-                traceparent=traceparent,
             )
             return
         state = new_run_state(
@@ -622,7 +619,8 @@ class Orchestrator:
             revision=state.revision,
             created_at=now,
             state_json=state.model_dump_json(),
-            trace_id=parent.trace_id or secrets.token_hex(16),
+            # One trace for the run and the runs below it.
+            traceparent=tracing.current_traceparent() or parent.traceparent,
             due_at=now + timedelta(seconds=self._policy.claim_grace),
         )
         with contextlib.suppress(DuplicateKeyError):  # created by an earlier attempt
@@ -636,7 +634,6 @@ class Orchestrator:
                 requested_at=now,
             ),
             event_id=f"{child.run_id}:requested",
-            traceparent=traceparent,
         )
 
 
@@ -656,7 +653,11 @@ def _log_progress(
     that made it): what `make run` shows a person, and what a log search finds by runId."""
     types = {node.id: node.type for node in defn.nodes}
     # Named on each line too: the sweeper decides outside any event's bound context.
-    run = {"runId": record.run_id, "tenantId": record.tenant_id, "traceId": record.trace_id}
+    run = {
+        "runId": record.run_id,
+        "tenantId": record.tenant_id,
+        "traceId": tracing.trace_id_of(record.traceparent),
+    }
     for node_id, step in after.steps.items():
         old = before.steps.get(node_id)
         if step.status not in _STEP_RESULTS or (old is not None and old.status == step.status):

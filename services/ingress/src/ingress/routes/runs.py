@@ -7,12 +7,11 @@ import hashlib
 import json
 import logging
 import math
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from bus import logs
+from bus import logs, tracing
 from contracts.api import ProblemItem, RunList, RunRequest
 from contracts.events import RunCancelRequested, RunEventData, RunRequested
 from contracts.run import RunResource, RunStatus
@@ -135,42 +134,44 @@ async def run_workflow(
     `Prefer: respond-async` answers 202 at once. The same `Idempotency-Key` with the same body
     returns the same run; with another body it is a 422. `Cancel-After: <seconds>` (or
     `timeoutSeconds` in the body) fails the run when it runs longer."""
-    raw = await read_json(request, runtime.settings)
-    body, timeout_seconds = _parse_request(raw, cancel_after, runtime.settings)
-    workflow = await _workflow(runtime, tenant_id, workflow_id, body.version)
-    defn = runtime.definitions.of(workflow)
-    await _check_inputs(runtime, defn.input_schema, body.inputs)
-    if body.webhook is not None:
-        await check_webhook_target(str(body.webhook), runtime.settings.egress_policy())
+    # The run's trace: the request's (an incoming `traceparent` is continued), or a new one.
+    with tracing.ensure_trace():
+        raw = await read_json(request, runtime.settings)
+        body, timeout_seconds = _parse_request(raw, cancel_after, runtime.settings)
+        workflow = await _workflow(runtime, tenant_id, workflow_id, body.version)
+        defn = runtime.definitions.of(workflow)
+        await _check_inputs(runtime, defn.input_schema, body.inputs)
+        if body.webhook is not None:
+            await check_webhook_target(str(body.webhook), runtime.settings.egress_policy())
 
-    now = datetime.now(UTC)
-    run_id, fresh = await _run_id(runtime, tenant_id, workflow_id, raw, idempotency_key, now)
-    # A new run (or the repeat of one refused before it was stored) must fit the tenant's
-    # runs per minute and concurrent runs; a refusal (429) stores nothing.
-    admission = None
-    if fresh or await runtime.runs.get(run_id) is None:
-        admission = await admit_run(runtime, request, tenant_id, run_id)
-    state = new_run_state(run_id, defn, body.inputs, timeout_seconds=timeout_seconds)
-    record = RunRecord(
-        run_id=run_id,
-        tenant_id=tenant_id,
-        workflow_id=workflow_id,
-        workflow_version=workflow.version,
-        status=state.status.value,
-        revision=state.revision,
-        created_at=now,
-        state_json=state.model_dump_json(),
-        metadata_json=json.dumps(body.metadata),
-        trace_id=secrets.token_hex(16),
-        webhook_json=json.dumps({"url": str(body.webhook), "events": body.webhook_events})
-        if body.webhook
-        else None,
-        # Should run.requested never arrive, the sweeper starts the run after this.
-        due_at=now + timedelta(seconds=runtime.settings.watchdog_seconds),
-    )
-    logs.bind(runId=run_id, traceId=record.trace_id)
-    prefer = parse_prefer(request.headers.getlist("prefer"))
-    return await _store_and_start(runtime, record, admission, prefer)
+        now = datetime.now(UTC)
+        run_id, fresh = await _run_id(runtime, tenant_id, workflow_id, raw, idempotency_key, now)
+        # A new run (or the repeat of one refused before it was stored) must fit the tenant's
+        # runs per minute and concurrent runs; a refusal (429) stores nothing.
+        admission = None
+        if fresh or await runtime.runs.get(run_id) is None:
+            admission = await admit_run(runtime, request, tenant_id, run_id)
+        state = new_run_state(run_id, defn, body.inputs, timeout_seconds=timeout_seconds)
+        record = RunRecord(
+            run_id=run_id,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            workflow_version=workflow.version,
+            status=state.status.value,
+            revision=state.revision,
+            created_at=now,
+            state_json=state.model_dump_json(),
+            metadata_json=json.dumps(body.metadata),
+            traceparent=tracing.current_traceparent(),
+            webhook_json=json.dumps({"url": str(body.webhook), "events": body.webhook_events})
+            if body.webhook
+            else None,
+            # Should run.requested never arrive, the sweeper starts the run after this.
+            due_at=now + timedelta(seconds=runtime.settings.watchdog_seconds),
+        )
+        logs.bind(runId=run_id, traceId=tracing.current_trace_id())
+        prefer = parse_prefer(request.headers.getlist("prefer"))
+        return await _store_and_start(runtime, record, admission, prefer)
 
 
 def _parse_request(
