@@ -17,6 +17,7 @@ import pytest
 from devstack import apps, process
 from devstack.api import Endpoints, ensure_topics
 from devstack.settings import Settings
+from e2e_otlp import OtlpReceiver
 
 SERVICES = ("ingress", "orchestrator", "executor", "notifier")
 PORT = int(os.environ.get("E2E_INGRESS_PORT", "38100"))
@@ -75,7 +76,17 @@ def _ready(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def system(stack: Endpoints) -> Iterator[System]:
+def otlp() -> Iterator[OtlpReceiver]:
+    """The OTLP/HTTP endpoint the services export their spans to, up for the whole session."""
+    receiver = OtlpReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+@pytest.fixture(scope="session")
+def system(stack: Endpoints, otlp: OtlpReceiver) -> Iterator[System]:
     settings = Settings.from_env()
     prefix = f"{NAMESPACE}."
     ensure_topics(prefix)
@@ -115,6 +126,10 @@ def system(stack: Endpoints) -> Iterator[System]:
             "MAX_MAP_ITEMS": "50",
             "MAX_CHILDREN_PER_RUN": "10",
             "MAX_DESCENDANTS_PER_ROOT": "20",
+            # Spans go to the session's receiver (tests/e2e/test_tracing.py), a batch every
+            # 200 ms; the W3C propagator is the default.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
     )
     logs = settings.logs_dir / "e2e"

@@ -1,0 +1,91 @@
+"""Traces end to end: the services export OTLP/HTTP to the session's receiver (conftest.py);
+one run is one trace, from the HTTP request through every Kafka hop to the webhook."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+from e2e_helpers import register
+from e2e_otlp import OtlpReceiver, Span
+from e2e_receiver import Receiver
+
+from conftest import System
+
+pytestmark = pytest.mark.e2e
+
+TWO_NODES = {
+    "name": "two steps",
+    "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
+    "nodes": [
+        {"id": "first", "type": "text.template", "params": {"template": "a {{ inputs.x }}"}},
+        {
+            "id": "second",
+            "type": "text.template",
+            "params": {"template": "{{ nodes.first.text }} b"},
+        },
+    ],
+    "outputs": {"text": "{{ nodes.second.text }}"},
+}
+
+
+def _wait_for_spans(otlp: OtlpReceiver, trace_id: str, timeout: float = 30) -> list[Span]:
+    """The trace's spans once the webhook attempt and both node executions are in it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = otlp.trace(trace_id)
+        names = [s.name for s in spans]
+        done = "webhook attempt" in names and names.count("node text.template") >= 2
+        if done or time.monotonic() > deadline:
+            time.sleep(0.5)  # the last batches of the other services
+            return otlp.trace(trace_id)
+        time.sleep(0.1)
+
+
+def test_one_run_is_one_trace_from_the_request_to_the_webhook(
+    system: System, otlp: OtlpReceiver
+) -> None:
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    receiver = Receiver()
+    try:
+        with system.client() as c:
+            workflow_id = register(c, TWO_NODES)
+            r = c.post(
+                f"/v1/workflows/{workflow_id}/run",
+                json={"inputs": {"x": "z"}, "webhook": receiver.url + "/hook"},
+                headers={"traceparent": f"00-{trace_id}-{caller_span}-01"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "completed"
+        assert receiver.wait_for(lambda: bool(receiver.calls("/hook")))
+        spans = _wait_for_spans(otlp, trace_id)
+    finally:
+        receiver.close()
+
+    # The webhook request carries the run's trace, so its receiver can join it.
+    [call] = receiver.calls("/hook")
+    traceparent = {k.lower(): v for k, v in call.headers.items()}["traceparent"]
+    assert traceparent.split("-")[1] == trace_id
+
+    # Every service took part in the one trace the caller's `traceparent` started.
+    by_service = {s.service for s in spans}
+    assert {"ingress", "orchestrator", "executor", "notifier"} <= by_service, by_service
+    names = {(s.service, s.name) for s in spans}
+    assert ("notifier", "webhook attempt") in names
+    assert {s.service for s in spans if s.name == "node text.template"} == {"executor"}
+    assert any(s.service == "ingress" and s.kind == 2 for s in spans)  # the HTTP server span
+    nodes = {s.attributes.get("workflow.node_id") for s in spans if s.name.startswith("node ")}
+    assert nodes == {"first", "second"}
+    # Kafka publishes and consumes of each service: producer (4) and consumer (5) spans.
+    for service in ("ingress", "orchestrator", "executor"):
+        assert any(s.service == service and s.kind == 4 for s in spans), service
+    for service in ("orchestrator", "executor", "notifier"):
+        assert any(s.service == service and s.kind == 5 for s in spans), service
+
+    # Parent links: each span's parent is in the trace, but for the request's server span,
+    # whose parent is the caller's.
+    ids = {s.span_id for s in spans}
+    roots = [s for s in spans if s.parent_span_id not in ids]
+    assert roots, spans
+    assert {(s.service, s.parent_span_id) for s in roots} == {("ingress", caller_span)}, roots
