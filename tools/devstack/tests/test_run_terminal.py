@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from devstack import apps
 from devstack.apps import terminal_line
 
 
@@ -48,3 +49,15 @@ def test_a_line_that_is_not_json_is_shown_as_it_is() -> None:
         "Traceback (most recent call last):"
     )
     assert terminal_line("ingress", "\n") is None
+
+
+def test_the_banner_says_how_to_turn_traces_on_when_they_are_off() -> None:
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=" in apps.traces_line({})
+    assert "off" in apps.traces_line(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}
+    )
+
+
+def test_the_banner_names_where_traces_go_when_they_are_on() -> None:
+    line = apps.traces_line({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert "http://collector:4318" in line

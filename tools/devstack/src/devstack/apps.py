@@ -353,6 +353,18 @@ def run_foreground(settings: Settings, say: Say, extra_env: Mapping[str, str] | 
     return 0 if stopping.is_set() and all(c in (0, -signal.SIGTERM) for c in codes.values()) else 1
 
 
+def traces_line(env: Mapping[str, str]) -> str:
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if endpoint and env.get("OTEL_SDK_DISABLED", "").lower() != "true":
+        return f"  Traces:   exported over OTLP/HTTP to {endpoint}"
+    return (
+        "  Traces:   off; to send them to an OTLP/HTTP collector, start with\n"
+        "            OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (README: Traces)"
+    )
+
+
 def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     env = env or service_env(settings)
     api = env["WORKFLOW_API_URL"]
@@ -371,6 +383,7 @@ def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
         f"            ({SHOW_ALL}=1 shows every line)\n"
         f"  Metrics:  ingress: {api}/metrics (Authorization: Bearer <ADMIN_API_KEY>)\n"
         f"{metrics}\n"
+        f"{traces_line(env)}\n"
         f"  Demo workflow '{DEMO_WORKFLOW}' is registered. Try:\n\n"
         f"  {curl_line(settings)}\n"
         "==================================================================\n"
