@@ -16,6 +16,14 @@ async def _message_itself(msg: StreamMessage[Any]) -> StreamMessage[Any]:
     return msg
 
 
+BATCH_TIMEOUT_MS = 10
+"""For every batch subscriber (`batch=True`). FastStream's batch subscriber waits this long for
+records and, when none came, *sleeps* as long again before the next fetch: with its default of
+200 ms a record reaching an idle consumer waited up to 200 ms more, on every hop of a run
+(a trace of one run after a quiet second showed 160 ms between `run.requested` published and
+handled). At 10 ms an idle subscriber wakes 50 times a second, which costs nothing measurable."""
+
+
 def make_broker(
     bootstrap_servers: str,
     *,

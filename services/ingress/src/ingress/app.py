@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bus.broker import make_broker
+from bus.broker import BATCH_TIMEOUT_MS, make_broker
 from bus.consumer import incoming
 from bus.envelope import PoisonMessage, decode
 from bus.publisher import EventPublisher
@@ -98,6 +98,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
             group_id=None,
             auto_offset_reset="latest",
             batch=True,
+            batch_timeout_ms=BATCH_TIMEOUT_MS,
         )
         async def on_events(msg: KafkaMessage) -> None:
             ended: list[str] = []

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import egress
 from bus import metrics
-from bus.broker import make_broker
+from bus.broker import BATCH_TIMEOUT_MS, make_broker
 from bus.consumer import Dispatcher, incoming
 from bus.envelope import WEBHOOK
 from bus.ops import OpsServer
@@ -91,6 +91,7 @@ def create_app(settings: NotifierSettings) -> FastStream:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         batch=True,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
     )
     async def handle(msg: KafkaMessage) -> None:
         for record in incoming(msg):

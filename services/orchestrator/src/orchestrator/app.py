@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from bus import metrics
-from bus.broker import make_broker
+from bus.broker import BATCH_TIMEOUT_MS, make_broker
 from bus.consumer import Dispatcher, Incoming
 from bus.keyed import KeyedWorkers
 from bus.ops import OpsServer
@@ -107,6 +107,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         ack_policy=AckPolicy.MANUAL,
         listener=workers.listener(),
         batch=True,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
         max_records=settings.orchestrator_max_in_flight,
     )(workers.submit)
 
