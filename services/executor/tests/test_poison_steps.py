@@ -3,6 +3,7 @@ a `step.failed` that is not retried, carrying the reason."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -45,9 +46,9 @@ async def _huge(params: Any, ctx: NodeContext) -> NodeResult:
     return NodeResult(outputs={"text": "x" * 2_000_000})
 
 
-def _executor(publisher: Publisher) -> Executor:
+def _executor(publisher: Publisher, handler: Any = _huge) -> Executor:
     return Executor(
-        handlers={"text.template": _huge},
+        handlers={"text.template": handler},
         store=cast(AssetStore, None),
         outputs_bucket="b",
         provider=cast(ImageProvider, None),
@@ -106,3 +107,24 @@ async def test_a_result_too_large_for_kafka_fails_the_step_instead_of_running_it
     assert failed.error.code == "outputs_too_large"
     assert failed.error.retryable is False
     assert "MAX_STEP_OUTPUT_BYTES" in failed.error.message
+
+
+async def test_a_repeated_request_for_a_step_attempt_still_running_changes_nothing() -> None:
+    release, started = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def slow(params: Any, ctx: NodeContext) -> NodeResult:
+        calls.append("run")
+        started.set()
+        await release.wait()
+        return NodeResult(outputs={"text": "hi"})
+
+    publisher = Publisher()
+    executor = _executor(publisher, slow)
+    first = asyncio.create_task(executor.on_step_requested(STEP))
+    await started.wait()
+    await executor.on_step_requested(STEP)  # the same attempt, delivered again
+    release.set()
+    await first
+    assert calls == ["run"]
+    assert [type(e) for e in publisher.published] == [StepStarted, StepSucceeded]

@@ -141,6 +141,7 @@ class Executor:
         self._idle.set()
         self._running: dict[str, set[asyncio.Future[NodeResult]]] = defaultdict(set)
         self._canceled: OrderedDict[str, None] = OrderedDict()
+        self._taken: set[tuple[str, str, int]] = set()
 
     async def on_cancel_requested(self, event: RunCancelRequested) -> None:
         """Stop the run's steps running here and refuse its steps still to come."""
@@ -151,6 +152,25 @@ class Executor:
             work.cancel()
 
     async def on_step_requested(self, step: StepRequested) -> None:
+        # At-least-once delivery (and an orchestrator re-driving a change) can hand over the same
+        # step attempt again while it still runs here: running it twice would repeat its side
+        # effects (an http.request, a generation), so the repeat changes nothing.
+        taken = (step.run_id, step.node_id, step.attempt)
+        if taken in self._taken:
+            log.info(
+                "run %s: step %s attempt %d is already running here; repeated request ignored",
+                step.run_id,
+                step.node_id,
+                step.attempt,
+            )
+            return
+        self._taken.add(taken)
+        try:
+            await self._take(step)
+        finally:
+            self._taken.discard(taken)
+
+    async def _take(self, step: StepRequested) -> None:
         self._in_flight += 1
         self._idle.clear()
         try:
