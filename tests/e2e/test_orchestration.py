@@ -226,8 +226,14 @@ def test_a_run_canceled_during_a_wait_ends_canceled_at_once_and_runs_nothing_mor
         assert elapsed < 2
         again = c.post(f"/v1/runs/{run['runId']}/cancel")
         assert again.status_code == 200
-        time.sleep(0.5)
-        final = c.get(f"/v1/runs/{run['runId']}").json()
+        # The pending step is marked canceled by the same change; wait for it to be stored.
+        deadline = time.monotonic() + 10
+        while True:
+            final = c.get(f"/v1/runs/{run['runId']}").json()
+            after = {s["nodeId"]: s for s in final["steps"]}["after"]
+            if after["status"] == "canceled" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     steps = {s["nodeId"]: s for s in final["steps"]}
     assert final["status"] == "canceled"
     assert steps["after"]["status"] == "canceled"
@@ -327,7 +333,13 @@ def test_killing_the_orchestrator_during_a_retry_delay_still_ends_the_run(
             headers={"Prefer": "respond-async"},
         ).json()
         assert receiver.wait_for(lambda: len(receiver.calls("/later")) == 1, timeout=30)
-        time.sleep(0.5)  # the failure reached the orchestrator: a retry is scheduled
+        # Kill it once the failure reached the orchestrator and a retry is scheduled.
+        retrying = c.get(f"/v1/runs/{run['runId']}").json()
+        deadline = time.monotonic() + 30
+        while retrying["steps"][0]["status"] != "retrying" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            retrying = c.get(f"/v1/runs/{run['runId']}").json()
+        assert retrying["steps"][0]["status"] == "retrying", retrying
         orchestrator = system.procs["orchestrator"]
         os.kill(orchestrator.pid, signal.SIGKILL)
         orchestrator.wait(10)

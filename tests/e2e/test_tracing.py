@@ -30,16 +30,24 @@ TWO_NODES = {
 }
 
 
-def _wait_for_spans(otlp: OtlpReceiver, trace_id: str, timeout: float = 30) -> list[Span]:
-    """The trace's spans once the webhook attempt and both node executions are in it."""
+def _wait_for_spans(
+    otlp: OtlpReceiver, trace_id: str, caller_span: str, timeout: float = 30
+) -> list[Span]:
+    """The trace's spans once the webhook attempt and both node executions are in it, every
+    service has exported, and every span's parent has arrived (services export in batches)."""
     deadline = time.monotonic() + timeout
     while True:
         spans = otlp.trace(trace_id)
         names = [s.name for s in spans]
-        done = "webhook attempt" in names and names.count("node text.template") >= 2
+        ids = {s.span_id for s in spans} | {caller_span}
+        done = (
+            "webhook attempt" in names
+            and names.count("node text.template") >= 2
+            and {"ingress", "orchestrator", "executor", "notifier"} <= {s.service for s in spans}
+            and all(s.parent_span_id in ids for s in spans)
+        )
         if done or time.monotonic() > deadline:
-            time.sleep(0.5)  # the last batches of the other services
-            return otlp.trace(trace_id)
+            return spans
         time.sleep(0.1)
 
 
@@ -59,7 +67,7 @@ def test_one_run_is_one_trace_from_the_request_to_the_webhook(
             assert r.status_code == 200, r.text
             assert r.json()["status"] == "completed"
         assert receiver.wait_for(lambda: bool(receiver.calls("/hook")))
-        spans = _wait_for_spans(otlp, trace_id)
+        spans = _wait_for_spans(otlp, trace_id, caller_span)
     finally:
         receiver.close()
 
