@@ -36,19 +36,16 @@ def _double_gzip_bomb(size: int = 200 * 1024 * 1024) -> bytes:
     return gzip.compress(inner)
 
 
-@pytest.fixture(scope="module")
-def bomb_server() -> Iterator[str]:
-    """Serves a few hundred bytes that are 200 MB after `Content-Encoding: gzip, gzip`."""
-    bomb = _double_gzip_bomb()
+def _serving(body: bytes, headers: dict[str, str]) -> Iterator[str]:
+    """A loopback server on a receiver port answering every GET with `body` and `headers`."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Encoding", "gzip, gzip")
-            self.send_header("Content-Length", str(len(bomb)))
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(bomb)
+            self.wfile.write(body)
 
         def log_message(self, *_: object) -> None:
             return
@@ -59,6 +56,15 @@ def bomb_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def bomb_server() -> Iterator[str]:
+    """Serves a few hundred bytes that are 200 MB after `Content-Encoding: gzip, gzip`."""
+    yield from _serving(
+        _double_gzip_bomb(),
+        {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"},
+    )
 
 
 def _call(url: str) -> dict[str, Any]:
@@ -270,23 +276,7 @@ def large_json_server() -> Iterator[str]:
     body = json.dumps({"blob": "x" * (MAX_STEP_OUTPUT + 64 * 1024)}).encode()
     assert len(body) < MAX_RESPONSE
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            return
-
-    server = serve_on_receiver_port(Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serving(body, {"Content-Type": "application/json"})
 
 
 def test_a_step_whose_outputs_are_over_the_limit_fails_and_its_run_names_it(

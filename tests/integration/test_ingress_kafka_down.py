@@ -29,6 +29,12 @@ from storage.workflows import WorkflowRepository
 pytestmark = pytest.mark.integration
 
 PUBLISH_TIMEOUT = 1.0
+ECHO = {
+    "name": "echo",
+    "inputSchema": {"type": "object"},
+    "nodes": [{"id": "say", "type": "text.template", "params": {"template": "hi"}}],
+    "outputs": {"text": "{{ nodes.say.text }}"},
+}
 
 
 class KafkaThatNeverAnswers:
@@ -86,13 +92,7 @@ async def test_a_run_request_is_answered_202_within_the_publish_timeout_and_stay
     ingress: tuple[httpx.AsyncClient, Any, Any],
 ) -> None:
     http, publisher, db = ingress
-    definition = {
-        "name": "echo",
-        "inputSchema": {"type": "object"},
-        "nodes": [{"id": "say", "type": "text.template", "params": {"template": "hi"}}],
-        "outputs": {"text": "{{ nodes.say.text }}"},
-    }
-    assert (await http.put("/v1/workflows/echo", json=definition)).status_code == 201
+    assert (await http.put("/v1/workflows/echo", json=ECHO)).status_code == 201
     started = time.monotonic()
     answer = await http.post("/v1/workflows/echo/run", json={"inputs": {}})
     took = time.monotonic() - started
@@ -110,13 +110,7 @@ async def test_a_cancel_request_is_a_503_with_retry_after_within_the_publish_tim
     ingress: tuple[httpx.AsyncClient, Any, Any],
 ) -> None:
     http, publisher, _ = ingress
-    definition = {
-        "name": "echo",
-        "inputSchema": {"type": "object"},
-        "nodes": [{"id": "say", "type": "text.template", "params": {"template": "hi"}}],
-        "outputs": {"text": "{{ nodes.say.text }}"},
-    }
-    assert (await http.put("/v1/workflows/echo", json=definition)).status_code == 201
+    assert (await http.put("/v1/workflows/echo", json=ECHO)).status_code == 201
     run_id = (await http.post("/v1/workflows/echo/run", json={"inputs": {}})).json()["runId"]
     answer = await http.post(f"/v1/runs/{run_id}/cancel")
     assert answer.status_code == 503, answer.text
