@@ -192,6 +192,34 @@ async def test_a_watchdog_sends_what_a_crashed_orchestrator_left_unsent(
     assert await RunRepository(db).claims(run_id) == []
 
 
+async def test_watchdogs_before_claims_are_removed_send_nothing_this_process_sent(
+    db: AsyncDatabase[Document],
+) -> None:
+    # After a restart a watchdog and redelivered events each load the run afresh; until the
+    # claims are removed (every claim_release_interval_seconds) they are still there, and
+    # the actions this process already carried out must not go out again (a repeated step
+    # request reaches an executor that may have finished that attempt: a second HTTP call).
+    run_id = await _run(db)
+    crashed = FlakyPublisher(failures=1)
+    with pytest.raises(ConnectionError):
+        await _orchestrator(db, crashed).on_run_requested(_requested(run_id))
+    fresh = FlakyPublisher(failures=0)
+    rescuer = _orchestrator(db, fresh)
+    watchdog = ev.TimerFired(run_id=run_id, kind="watchdog", due_at=datetime.now(UTC))
+    await rescuer.on_timer_fired(watchdog)
+    await rescuer.on_timer_fired(watchdog)
+    await rescuer.on_run_requested(_requested(run_id))
+    assert [type(e).__name__ for _, e in fresh.published] == ["RunStarted", "StepRequested"]
+
+    # A revision this process wrote and carried out is not repeated by a fresh load either.
+    await rescuer.on_step_succeeded(_succeeded(run_id))
+    sent = len(fresh.published)
+    await rescuer.on_timer_fired(watchdog)
+    assert len(fresh.published) == sent
+    await rescuer.release_claims()
+    assert await RunRepository(db).claims(run_id) == []
+
+
 async def test_a_change_carried_out_leaves_no_claim_behind(db: AsyncDatabase[Document]) -> None:
     run_id = await _run(db)
     publisher = FlakyPublisher(failures=0)

@@ -126,7 +126,9 @@ class Orchestrator:
         self._jitter = jitter
         self._definitions = Definitions(workflows)
         self._hot: OrderedDict[str, _Hot] = OrderedDict()
-        self._to_release: list[str] = []
+        self._to_release: dict[str, None] = {}
+        """Claims whose actions this process carried out and has not removed yet: a fresh
+        load (a watchdog, a redelivered event) before their removal must not repeat them."""
 
     def forget(self) -> None:
         """Drop every cached run: after a rebalance another instance may have changed them."""
@@ -134,11 +136,11 @@ class Orchestrator:
 
     async def release_claims(self) -> None:
         """Remove the claims of changes carried out since the last call, in one request."""
-        ids, self._to_release = self._to_release, []
+        ids, self._to_release = self._to_release, {}
         try:
-            await self._runs.release(ids)
+            await self._runs.release(list(ids))
         except BaseException:
-            self._to_release += ids
+            self._to_release.update(ids)
             raise
 
     async def on_run_requested(self, event: ev.RunRequested) -> None:
@@ -298,7 +300,7 @@ class Orchestrator:
                 # Not released: the claim is carried out again by the next event or the sweeper.
                 self._hot.pop(run_id, None)
                 raise
-            self._to_release.append(claim.claim_id)
+            self._to_release[claim.claim_id] = None
             return claim.record
         raise RuntimeError(f"run {run_id}: gave up after {MAX_CONFLICT_RETRIES} write conflicts")
 
@@ -363,7 +365,7 @@ class Orchestrator:
                         record.run_id,
                         claim.claim_id,
                     )
-                    self._to_release.append(claim.claim_id)
+                    self._to_release[claim.claim_id] = None
                 continue
             if claim.revision == record.revision + 1:
                 if not overdue:
@@ -376,7 +378,11 @@ class Orchestrator:
                     record = claim.record
                 else:
                     record = await self._runs.get(record.run_id) or record
-            if claim.revision == record.revision and claim.nonce == record.claim:
+            if (
+                claim.revision == record.revision
+                and claim.nonce == record.claim
+                and claim.claim_id not in self._to_release
+            ):
                 log.info(
                     "run %s: carrying out revision %d's actions again",
                     record.run_id,
@@ -384,7 +390,7 @@ class Orchestrator:
                 )
                 await self._carry_out(record, outbox.load(claim.outbox_json))
             if claim.revision <= record.revision:
-                self._to_release.append(claim.claim_id)
+                self._to_release[claim.claim_id] = None
         return record
 
     def _record_for(
