@@ -21,12 +21,13 @@ TWO_NODES = {
     "nodes": [
         {"id": "first", "type": "text.template", "params": {"template": "a {{ inputs.x }}"}},
         {
+            # An image is written to S3: its request is a span of the trace too.
             "id": "second",
-            "type": "text.template",
-            "params": {"template": "{{ nodes.first.text }} b"},
+            "type": "image.generate",
+            "params": {"prompt": "{{ nodes.first.text }} b", "width": 64, "height": 64},
         },
     ],
-    "outputs": {"text": "{{ nodes.second.text }}"},
+    "outputs": {"image": "{{ nodes.second.image }}"},
 }
 
 
@@ -42,7 +43,8 @@ def _wait_for_spans(
         ids = {s.span_id for s in spans} | {caller_span}
         done = (
             "webhook attempt" in names
-            and names.count("node text.template") >= 2
+            and "node text.template" in names
+            and "node image.generate" in names
             and {"ingress", "orchestrator", "executor", "notifier"} <= {s.service for s in spans}
             and all(s.parent_span_id in ids for s in spans)
         )
@@ -81,10 +83,17 @@ def test_one_run_is_one_trace_from_the_request_to_the_webhook(
     assert {"ingress", "orchestrator", "executor", "notifier"} <= by_service, by_service
     names = {(s.service, s.name) for s in spans}
     assert ("notifier", "webhook attempt") in names
-    assert {s.service for s in spans if s.name == "node text.template"} == {"executor"}
+    assert {s.service for s in spans if s.name.startswith("node ")} == {"executor"}
     assert any(s.service == "ingress" and s.kind == 2 for s in spans)  # the HTTP server span
     nodes = {s.attributes.get("workflow.node_id") for s in spans if s.name.startswith("node ")}
     assert nodes == {"first", "second"}
+    # MongoDB commands (PyMongo's command monitoring) and S3 requests (urllib3, under minio).
+    for service in ("ingress", "orchestrator"):
+        assert any(
+            s.service == service and s.attributes.get("db.system") == "mongodb" for s in spans
+        ), service
+    s3 = [s for s in spans if s.service == "executor" and s.name == "PUT" and s.kind == 3]
+    assert s3, sorted(names)
     # Kafka publishes and consumes of each service: producer (4) and consumer (5) spans.
     for service in ("ingress", "orchestrator", "executor"):
         assert any(s.service == service and s.kind == 4 for s in spans), service

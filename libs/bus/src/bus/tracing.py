@@ -54,8 +54,21 @@ def configure_tracing(service_name: str, env: Mapping[str, str] | None = None) -
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    _instrument_clients()
     _configured = True
     return True
+
+
+def _instrument_clients() -> None:
+    """Spans for every MongoDB command (PyMongo's command monitoring, which its async client
+    shares) and every S3 request (the minio SDK speaks through urllib3). Registered before
+    the services create their clients; only when exporting, since every command pays for
+    its span."""
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+
+    PymongoInstrumentor().instrument()
+    URLLib3Instrumentor().instrument()
 
 
 def tracer() -> trace.Tracer:
