@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from devstack import process
+from devstack.settings import Settings
 from e2e_helpers import register
 from e2e_receiver import Receiver, Reply
 from prometheus_client.parser import text_string_to_metric_families
@@ -125,6 +129,40 @@ def test_a_worker_whose_kafka_is_unreachable_is_alive_but_not_ready_naming_kafka
         silent.close()
 
 
+def test_every_running_worker_turns_not_ready_while_kafka_is_stopped_and_ready_after(
+    system: Any,
+) -> None:
+    # The shared Kafka is paused (SIGSTOP), not killed: its group memberships and logs are
+    # intact when it resumes, so the tests after this one find the same system.
+    pid = process.owned_pid(Settings.from_env().state_dir / "kafka.pid", "kafka")
+    assert pid is not None, "the stack's Kafka is not running"
+
+    def readiness() -> dict[str, httpx.Response]:
+        return {name: httpx.get(f"{system.ops_url(name)}/readyz", timeout=15) for name in WORKERS}
+
+    def wait_for(ready: bool, within: float) -> dict[str, httpx.Response]:
+        deadline = time.monotonic() + within
+        while True:
+            answers = readiness()
+            if all((r.status_code == 200) is ready for r in answers.values()):
+                return answers
+            assert time.monotonic() < deadline, {n: r.text for n, r in answers.items()}
+            time.sleep(0.2)
+
+    wait_for(ready=True, within=30)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        stopped = wait_for(ready=False, within=30)
+        for name, answer in stopped.items():
+            assert answer.status_code == 503, name
+            assert answer.json()["checks"]["kafka"] == "no answer within 3 s", name
+            healthz = httpx.get(f"{system.ops_url(name)}/healthz", timeout=10)
+            assert healthz.status_code == 200, name  # alive: restarting it would not help
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(ready=True, within=60)
+
+
 def test_a_completed_run_is_counted_by_workflow_and_its_run_and_step_durations_observed(
     system: Any,
 ) -> None:
@@ -195,7 +233,7 @@ def test_the_ingress_counts_its_rate_limit_refusals(system: Any) -> None:
     assert after - before >= refused  # other tests may be refused meanwhile, never fewer
 
 
-def test_the_notifier_counts_webhook_attempts_by_outcome_with_their_durations(
+def test_the_notifier_counts_webhook_attempts_by_outcome_and_observes_delivery_latency(
     system: Any,
 ) -> None:
     def scrape() -> str:
@@ -230,3 +268,7 @@ def test_the_notifier_counts_webhook_attempts_by_outcome_with_their_durations(
     assert _value(after, durations, outcome="succeeded") > _value(
         before, durations, outcome="succeeded"
     )
+    # Delivery latency: from the run event to the 2xx, the failed first attempt included.
+    delivered = "workflow_webhook_delivery_seconds"
+    assert _value(after, f"{delivered}_count") - _value(before, f"{delivered}_count") >= 1
+    assert _value(after, f"{delivered}_sum") > _value(before, f"{delivered}_sum")

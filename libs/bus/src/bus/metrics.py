@@ -75,6 +75,11 @@ WEBHOOK_LATENCY = Histogram(
     ["outcome"],
     buckets=_SECONDS,
 )
+WEBHOOK_DELIVERY = Histogram(
+    "workflow_webhook_delivery_seconds",
+    "From the run event a webhook reports (its time) to the receiver's 2xx, retries included.",
+    buckets=(*_SECONDS, 1800, 3600, 3 * 3600, 12 * 3600, 24 * 3600, 72 * 3600),
+)
 RATE_LIMITED = Counter(
     "workflow_rate_limit_refusals",
     "Requests refused with 429 by the ingress, by kind (rate-limited, quota-exceeded, …).",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from bus import logs, tracing
+from bus import logs, metrics, tracing
 from egress import EgressRefused
 from runview import RunRenderer
 from storage.deliveries import Attempt, Claim, Delivery, DeliveryRepository, DeliveryStatus, Due
@@ -154,6 +154,9 @@ class Sender:
             next_attempt_at=next_at,
         )
         await self._deliveries.record_attempt(delivery.delivery_id, attempt, status=decision.status)
+        if decision.status is DeliveryStatus.SUCCEEDED:
+            delivered_in = (self._clock() - delivery.occurred_at).total_seconds()
+            metrics.WEBHOOK_DELIVERY.observe(max(0.0, delivered_in))
         if next_at is not None:
             await self._deliveries.reschedule(due, at=next_at)
         else:
