@@ -62,6 +62,7 @@ format: sync
 schemas: sync
 	$(RUN) python -m contracts.schemas
 	$(RUN) python -m ingress.openapi
+	$(RUN) python -m bus.asyncapi
 
 bench: sync
 	$(DEVSTACK) up

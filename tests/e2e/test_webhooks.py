@@ -453,10 +453,9 @@ async def test_a_duplicate_run_event_is_not_delivered_twice(
         defn = await Definitions(WorkflowRepository(db)).get(
             record.tenant_id, record.workflow_id, record.workflow_version
         )
+        publisher = EventPublisher(broker, source="/e2e", prefix=system.env["KAFKA_TOPIC_PREFIX"])
         await broker.start()
-        await EventPublisher(
-            broker, source="/e2e", prefix=system.env["KAFKA_TOPIC_PREFIX"]
-        ).publish(to_event_data(load_view(record), defn))
+        await publisher.publish(to_event_data(load_view(record), defn))
     finally:
         await broker.stop()
         await client.close()

@@ -17,8 +17,16 @@ from contracts.run import OutputAsset, RunError, RunStatus, StepView
 TYPE_PREFIX = "com.sprello.workflow."
 
 
+def _name_the_type(schema: dict[str, Any], model: type[Any]) -> None:
+    """Every event's JSON Schema names its CloudEvents type (the `ce_type` header), which tells
+    events of the same shape apart (the run events)."""
+    event_type = getattr(model, "event_type", None)
+    if event_type is not None:
+        schema["x-cloudevents-type"] = event_type
+
+
 class EventData(Contract):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_name_the_type)
     event_type: ClassVar[str]
 
     run_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -342,14 +343,25 @@ async def test_a_poison_record_does_not_hold_its_key_in_keyed_workers() -> None:
 
 
 class FakeBroker:
+    """Declares publishers like FastStream's broker; a value over `limit` is refused."""
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.published: list[tuple[bytes, str, dict[str, str]]] = []
 
-    async def publish(self, value: bytes, *, topic: str, key: Any, headers: Any) -> None:
-        if len(value) > self.limit:
+    def publisher(self, topic: str, **_: Any) -> FakePublisher:
+        return FakePublisher(self, topic)
+
+
+@dataclass
+class FakePublisher:
+    broker: FakeBroker
+    topic: str
+
+    async def publish(self, value: bytes, *, key: Any, headers: Any) -> None:
+        if len(value) > self.broker.limit:
             raise MessageSizeTooLargeError(f"{len(value)} bytes")
-        self.published.append((value, topic, headers))
+        self.broker.published.append((value, self.topic, headers))
 
 
 async def test_a_value_too_large_for_the_dead_letter_topic_is_parked_without_it() -> None:

@@ -16,6 +16,22 @@ class Topic(StrEnum):
     DEAD_LETTER = "workflow.dead-letter.v1"
 
 
+DESCRIPTION: dict[Topic, str] = {
+    Topic.RUN_REQUESTED: "A run was accepted by the HTTP API (or started by a parent's "
+    "`workflow.run` step); the orchestrator starts it.",
+    Topic.STEP_REQUESTED: "The orchestrator asks an executor to run one attempt of one step.",
+    Topic.STEP_FINISHED: "An executor reports a step attempt: started, progress, succeeded or "
+    "failed (a finished child run answers its parent's step here too).",
+    Topic.RUN_CANCEL: "Cancel a run (from the HTTP API, a parent, or a run's deadline).",
+    Topic.RUN_EVENTS: "A run started or ended (completed, failed, canceled), with the run as "
+    "the API shows it: what the webhooks report, for any team to consume.",
+    Topic.RUN_TIMERS: "A nudge of the orchestrator's sweeper: a run has something due.",
+    Topic.DEAD_LETTER: "A record no service could handle, parked with the reason (headers "
+    "`dl_*`) and its original value, so its partition moves on.",
+}
+"""What each topic carries: its description in the AsyncAPI document (contracts/)."""
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str

@@ -79,6 +79,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
         db = client[settings.mongodb_database]
         store = AssetStore(settings.s3_config())
         broker = make_broker(settings.kafka_bootstrap_servers, client_id="ingress")
+        publisher = EventPublisher(broker, source="/ingress", prefix=settings.kafka_topic_prefix)
         hub = Hub()
         usage = UsageRepository(db)
         marked_runs = MarkedRuns()
@@ -134,7 +135,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
             settings=settings,
             db=db,
             broker=broker,
-            publisher=EventPublisher(broker, source="/ingress", prefix=settings.kafka_topic_prefix),
+            publisher=publisher,
             store=store,
             runs=RunRepository(db),
             workflows=WorkflowRepository(db),

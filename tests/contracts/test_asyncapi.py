@@ -1,0 +1,91 @@
+"""The committed AsyncAPI document (contracts/asyncapi.json) is FastStream's description of the
+publishers every service publishes through; it may not drift from the event models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bus import asyncapi, publisher
+from bus.asyncapi import ASYNCAPI_FILE, document, render
+from bus.routing import TOPIC_OF
+from bus.topics import Topic
+from contracts.events import EVENT_MODELS, RunCompleted
+from pydantic import Field
+
+
+def test_the_committed_asyncapi_document_matches_the_publishers() -> None:
+    assert ASYNCAPI_FILE.read_text() == render(document()), "run `make schemas` and commit"
+
+
+def test_it_is_asyncapi_3_with_a_channel_and_a_send_operation_for_every_topic() -> None:
+    doc = document()
+    assert doc["asyncapi"] == "3.0.0"
+    assert {c["address"] for c in doc["channels"].values()} == {t.value for t in Topic}
+    sends = {op["channel"]["$ref"] for op in doc["operations"].values() if op["action"] == "send"}
+    assert sends == {f"#/channels/{t.value}" for t in Topic}
+
+
+def _payload_refs(doc: dict[str, Any], topic: Topic) -> list[str]:
+    """The schemas a topic's message may be: one model, or a union of several."""
+    ref = doc["components"]["messages"][f"{topic.value}:Message"]["payload"]["$ref"]
+    payload = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return [r["$ref"] for r in payload["anyOf"]] if "anyOf" in payload else [ref]
+
+
+def test_every_event_type_is_a_schema_of_the_topic_that_carries_it_naming_its_ce_type() -> None:
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    for model in EVENT_MODELS:
+        assert schemas[model.__name__]["x-cloudevents-type"] == model.event_type
+        refs = _payload_refs(doc, TOPIC_OF[model])
+        assert f"#/components/schemas/{model.__name__}" in refs, model.__name__
+    run_events = _payload_refs(doc, Topic.RUN_EVENTS)
+    assert [r.rsplit("/", 1)[1] for r in run_events] == [
+        "RunStarted",
+        "RunCompleted",
+        "RunFailed",
+        "RunCanceled",
+    ]
+
+
+def test_a_changed_event_model_without_a_new_document_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class ChangedRunCompleted(RunCompleted):
+        cost_cents: int = Field(default=0, description="a field added without `make schemas`")
+
+    ChangedRunCompleted.__name__ = "RunCompleted"
+    changed = {
+        (ChangedRunCompleted if model is RunCompleted else model): topic
+        for model, topic in TOPIC_OF.items()
+    }
+    monkeypatch.setattr(publisher, "TOPIC_OF", changed)
+    stale = render(document())
+    assert ASYNCAPI_FILE.read_text() != stale
+    assert "costCents" in stale
+    assert asyncapi.main(["--check"]) == 1
+
+
+def test_faststream_docs_gen_produces_the_committed_document(tmp_path: Path) -> None:
+    out = tmp_path / "asyncapi.json"
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("faststream")),
+            "docs",
+            "gen",
+            "--factory",
+            "bus.asyncapi:create_app",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    assert json.loads(out.read_text()) == json.loads(ASYNCAPI_FILE.read_text())
