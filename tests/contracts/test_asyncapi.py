@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from bus import asyncapi, publisher
@@ -15,6 +16,13 @@ from bus.asyncapi import ASYNCAPI_FILE, document, render
 from bus.routing import TOPIC_OF
 from bus.topics import Topic
 from contracts.events import EVENT_MODELS, RunCompleted
+from executor import app as executor_app
+from executor.settings import ExecutorSettings
+from faststream.specification import AsyncAPI
+from notifier import app as notifier_app
+from notifier.settings import NotifierSettings
+from orchestrator import app as orchestrator_app
+from orchestrator.settings import OrchestratorSettings
 from pydantic import Field
 
 
@@ -89,3 +97,39 @@ def test_faststream_docs_gen_produces_the_committed_document(tmp_path: Path) -> 
         timeout=120,
     )
     assert json.loads(out.read_text()) == json.loads(ASYNCAPI_FILE.read_text())
+
+
+def _receives(broker: Any) -> dict[str, set[str]]:
+    """Each receive operation's channel address → the schemas its messages may be."""
+    doc = json.loads(AsyncAPI(broker, schema_version="3.0.0").to_specification().to_json())
+    received: dict[str, set[str]] = {}
+    for op in doc["operations"].values():
+        if op["action"] != "receive":
+            continue
+        channel = doc["channels"][unquote(op["channel"]["$ref"].rsplit("/", 1)[1])]
+        for message in channel["messages"].values():
+            name = unquote(message["$ref"].rsplit("/", 1)[1])
+            payload = doc["components"]["messages"][name]["payload"]
+            refs = [r["$ref"] for r in payload.get("oneOf", [payload])]
+            received.setdefault(channel["address"], set()).update(r.rsplit("/", 1)[1] for r in refs)
+    return received
+
+
+def test_each_worker_subscribes_with_one_typed_handler_per_event_it_handles() -> None:
+    # The last handler of each subscriber takes what no typed one did (EmptyPayload): types
+    # a service ignores, and records that fail to decode (parked on the dead-letter topic).
+    orchestrator = orchestrator_app.create_app(OrchestratorSettings())
+    handled = {m.__name__ for m in orchestrator_app.HANDLED} | {"EmptyPayload"}
+    assert _receives(orchestrator.broker) == {
+        t.value: handled
+        for t in (Topic.RUN_REQUESTED, Topic.STEP_FINISHED, Topic.RUN_CANCEL, Topic.RUN_TIMERS)
+    }
+    executor = executor_app.create_app(ExecutorSettings())
+    assert _receives(executor.broker) == {
+        Topic.STEP_REQUESTED.value: {"StepRequested", "EmptyPayload"},
+        Topic.RUN_CANCEL.value: {"RunCancelRequested", "EmptyPayload"},
+    }
+    notifier = notifier_app.create_app(NotifierSettings())
+    assert _receives(notifier.broker) == {
+        Topic.RUN_EVENTS.value: {m.__name__ for m in notifier_app.RUN_EVENTS} | {"EmptyPayload"}
+    }

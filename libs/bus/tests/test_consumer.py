@@ -320,17 +320,12 @@ async def test_a_poison_record_does_not_hold_its_key_in_keyed_workers() -> None:
         return await dispatcher.handle_record(record)
 
     workers = KeyedWorkers(handle, commit_interval=3600)
-    raw = tuple(
-        SimpleNamespace(topic="in", partition=0, offset=o, key=b"run_1", value=good.value)
-        for o in (1, 2)
-    )
-    msg = SimpleNamespace(
-        raw_message=raw,
-        consumer=consumer,
-        headers={},
-        batch_headers=[good.headers, good.headers],
-    )
-    await workers.submit(msg)  # type: ignore[arg-type]
+    for offset in (1, 2):
+        record = SimpleNamespace(
+            topic="in", partition=0, offset=offset, key=b"run_1", value=good.value
+        )
+        msg = SimpleNamespace(raw_message=record, consumer=consumer, headers=good.headers)
+        await workers.submit(msg)  # type: ignore[arg-type]
     deadline = asyncio.get_running_loop().time() + 5
     while workers.in_flight:
         assert asyncio.get_running_loop().time() < deadline, "the key is still held"

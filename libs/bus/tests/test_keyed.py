@@ -27,16 +27,6 @@ def _msg(consumer: Consumer, offset: int, key: bytes) -> Any:
     return SimpleNamespace(raw_message=record, consumer=consumer, headers={})
 
 
-def _batch(consumer: Consumer, *records: tuple[int, bytes]) -> Any:
-    raw = tuple(
-        SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=o, key=k, value=b"{}")
-        for o, k in records
-    )
-    return SimpleNamespace(
-        raw_message=raw, consumer=consumer, headers={}, batch_headers=[{} for _ in raw]
-    )
-
-
 async def _until(condition: Any, within: float = 5.0) -> None:
     """Poll `condition` (plain state of the test, nothing to wait on) until a deadline."""
     deadline = asyncio.get_running_loop().time() + within
@@ -57,8 +47,8 @@ async def test_records_of_one_key_run_in_order_while_other_keys_run_at_once() ->
         finished.append(msg.offset)
 
     workers = KeyedWorkers(handle, commit_interval=3600)
-    await workers.submit(_batch(consumer, (0, b"a"), (1, b"a"), (2, b"b")))
-    await workers.submit(_msg(consumer, 3, b"c"))
+    for offset, key in ((0, b"a"), (1, b"a"), (2, b"b"), (3, b"c")):
+        await workers.submit(_msg(consumer, offset, key))
     await _until(lambda: sorted(started) == [0, 2, 3])
     assert 1 not in started, "the second record of key a waits for the first"
     gates[1].set()

@@ -16,15 +16,6 @@ async def _message_itself(msg: StreamMessage[Any]) -> StreamMessage[Any]:
     return msg
 
 
-BATCH_TIMEOUT_MS = 10
-"""For every batch subscriber (`batch=True`). FastStream's batch subscriber waits this long for
-records and, when none came, *sleeps* as long again before the next fetch: with its default of
-200 ms a record reaching an idle consumer waited up to 200 ms more, on every hop of a run
-(a trace of one run after a quiet second showed 160 ms between `run.requested` published and
-handled). At 10 ms an idle subscriber wakes 50 times a second (about 1 % of a core), and a
-record arriving during the sleep waits up to 10 ms: docs/performance-notes.md has the figures."""
-
-
 def make_broker(
     bootstrap_servers: str,
     *,
@@ -48,22 +39,24 @@ def make_broker(
         # One line per message received and processed costs more than many handlers do;
         # they are there with LOG_LEVEL=DEBUG.
         log_level=logging.DEBUG,
-        # Every handler takes the message itself (`msg: KafkaMessage`) and decodes what it
-        # needs: no JSON decoding of bodies nobody reads, no dependency injection per message.
+        # No dependency injection per message: a typed handler gets the event its decoder
+        # made (`bus.subscribe`), any other handler the message itself, so no body is
+        # JSON-decoded that nobody reads.
         apply_types=False,
         decoder=_message_itself,
         request_timeout_ms=15_000,
         # Messages received and published per topic, their sizes and handling times
-        # (`workflow_kafka_*`), in the registry every service serves at /metrics. A batch
-        # subscriber's call counts each record; where records are handed to KeyedWorkers the
-        # handling time is the hand-over, the work itself is in the services' own metrics.
+        # (`workflow_kafka_*`), in the registry every service serves at /metrics. Where
+        # records are handed to KeyedWorkers the handling time is the hand-over, the work
+        # itself is in the services' own metrics.
         middlewares=(
             KafkaPrometheusMiddleware(
                 registry=REGISTRY, app_name=client_id, metrics_prefix="workflow_kafka"
             ),
             # Every record published carries the current W3C trace context (`traceparent`,
-            # `tracestate`) and gets a publish span; consumers continue each record's own
-            # context in `Dispatcher.dispatch` (a batch subscriber's middleware sees a batch).
+            # `tracestate`) and gets a publish span; each record consumed gets a consume span
+            # continuing it (and `Dispatcher.dispatch` one for the work, which KeyedWorkers
+            # does after the handler has returned).
             KafkaTelemetryMiddleware(include_messages_counters=False),
         ),
     )

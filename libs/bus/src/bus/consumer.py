@@ -42,7 +42,7 @@ from faststream.kafka.message import KafkaMessage
 
 from bus import logs, tracing
 from bus.deadletter import DeadLetter, one_line
-from bus.envelope import Envelope, PoisonMessage, decode
+from bus.envelope import PoisonMessage, decode
 from bus.publisher import EventPublisher
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ _V = TypeVar("_V")
 
 @dataclass(frozen=True)
 class Incoming:
-    """One Kafka record, as a batch subscriber hands it over."""
+    """One Kafka record, with its event when a typed handler decoded it (`bus.subscribe`)."""
 
     topic: str
     partition: int
@@ -64,18 +64,13 @@ class Incoming:
     key: bytes | None
     value: bytes
     headers: Mapping[str, str]
+    event: EventData | None = None
 
 
-def incoming(msg: KafkaMessage) -> list[Incoming]:
-    """The records of a message from a batch subscriber (`batch=True`: one call per fetch, so
-    the framework's cost per call is shared by every record fetched), or of a single one."""
-    raw = msg.raw_message
-    records: tuple[ConsumerRecord[bytes, bytes], ...] = raw if isinstance(raw, tuple) else (raw,)
-    headers = getattr(msg, "batch_headers", None) or [msg.headers]
-    return [
-        Incoming(r.topic, r.partition, r.offset, r.key, r.value or b"", h)
-        for r, h in zip(records, headers, strict=True)
-    ]
+def incoming(msg: KafkaMessage, event: EventData | None = None) -> Incoming:
+    """The record of a message from a single-record subscriber, and its decoded event."""
+    r = cast("ConsumerRecord[bytes, bytes]", msg.raw_message)
+    return Incoming(r.topic, r.partition, r.offset, r.key, r.value or b"", msg.headers, event)
 
 
 class AttemptTimedOut(Exception):
@@ -158,28 +153,23 @@ class Dispatcher:
     def is_transient(self, exc: BaseException) -> bool:
         return is_transient(exc, self._transient)
 
-    async def handle(self, msg: KafkaMessage) -> Envelope | None:
-        """The body of a single-record FastStream subscriber: hand the record to `dispatch`."""
-        record = cast("ConsumerRecord", msg.raw_message)
-        return await self.dispatch(
-            topic=record.topic,
-            key=record.key,
-            value=msg.body,
-            headers=msg.headers,
-            partition=record.partition,
-            offset=record.offset,
-        )
+    async def handle(self, msg: KafkaMessage, event: EventData | None = None) -> EventData | None:
+        """A typed handler's body (`bus.subscribe.Take`): hand the record to `dispatch`."""
+        return await self.handle_record(incoming(msg, event))
 
-    async def handle_in_place(self, msg: KafkaMessage) -> Envelope | None:
+    async def handle_in_place(
+        self, msg: KafkaMessage, event: EventData | None = None
+    ) -> EventData | None:
         """`handle`, tried again here until the record is handled or parked: for subscribers
         that acknowledge a record on receipt, so Kafka never delivers it again."""
+        record = incoming(msg, event)
         while True:
             try:
-                return await self.handle(msg)
+                return await self.handle_record(record)
             except Exception:
                 continue  # logged, and paused for, by `dispatch`
 
-    async def handle_record(self, record: Incoming) -> Envelope | None:
+    async def handle_record(self, record: Incoming) -> EventData | None:
         return await self.dispatch(
             topic=record.topic,
             key=record.key,
@@ -187,6 +177,7 @@ class Dispatcher:
             headers=record.headers,
             partition=record.partition,
             offset=record.offset,
+            event=record.event,
         )
 
     async def dispatch(
@@ -198,7 +189,10 @@ class Dispatcher:
         headers: Mapping[str, str],
         partition: int | None = None,
         offset: int | None = None,
-    ) -> Envelope | None:
+        event: EventData | None = None,
+    ) -> EventData | None:
+        """Handle one record: its `event` when a typed handler decoded it, else its value
+        decoded here (what cannot be decoded is parked)."""
         # Every line logged while this record is handled carries its run, tenant, node and
         # trace (bound once decoded); none of it stays for the next record.
         with (
@@ -216,6 +210,7 @@ class Dispatcher:
                 headers=headers,
                 partition=partition,
                 offset=offset,
+                event=event,
             )
 
     async def _dispatch(
@@ -227,7 +222,8 @@ class Dispatcher:
         headers: Mapping[str, str],
         partition: int | None,
         offset: int | None,
-    ) -> Envelope | None:
+        event: EventData | None,
+    ) -> EventData | None:
         if headers.get("ce_type") in self._ignored:
             return None
         # The same record each time it is tried (a redelivery has the same offset).
@@ -241,7 +237,7 @@ class Dispatcher:
             await self._after_parking(where, parked)
             return None
         try:
-            envelope = decode(headers, value)
+            data = event if event is not None else decode(headers, value).data
         except PoisonMessage as exc:
             letter = DeadLetter(topic, partition, offset, key, value, headers, str(exc), 1)
             log.error(
@@ -252,13 +248,13 @@ class Dispatcher:
             )
             await self._park(where, letter)
             return None
-        logs.bind_event(envelope.data)
-        handler = self._handlers.get(type(envelope.data))
+        logs.bind_event(data)
+        handler = self._handlers.get(type(data))
         if handler is None:
             return None
         try:
             async with asyncio.timeout(self._attempt_timeout) as deadline:
-                await handler(envelope.data)
+                await handler(data)
         except Exception as exc:
             failure: Exception = exc
             if isinstance(exc, TimeoutError) and deadline.expired():
@@ -268,28 +264,28 @@ class Dispatcher:
             if not transient and failures >= self._max_attempts:
                 log.exception(
                     "run %s: handling %s failed %d times; sent to the dead-letter topic",
-                    envelope.data.run_id,
-                    envelope.type,
+                    data.run_id,
+                    data.event_type,
                     failures,
                 )
                 reason = f"{type(failure).__name__}: {failure}".rstrip(": ")
                 letter = DeadLetter(
-                    topic, partition, offset, key, value, headers, reason, failures, envelope.data
+                    topic, partition, offset, key, value, headers, reason, failures, data
                 )
                 await self._park(where, letter)
                 return None
             self._remember(self._failures, where, failures)
             log.exception(
                 "run %s: handling %s failed (%s, attempt %d); it will be tried again",
-                envelope.data.run_id,
-                envelope.type,
+                data.run_id,
+                data.event_type,
                 "transient" if transient else f"unexpected, {self._max_attempts} tries at most",
                 failures,
             )
             await asyncio.sleep(backoff(failures, self._retry_delay, self._max_retry_delay))
             raise
         self._failures.pop(where, None)
-        return envelope
+        return data
 
     async def _park(self, where: str, letter: DeadLetter) -> None:
         await self._publisher.dead_letter(letter)

@@ -43,6 +43,23 @@ class Envelope:
     data: EventData
 
 
+def envelope_of(headers: Mapping[str, str], data: EventData) -> Envelope:
+    """The CloudEvent of a record whose data is decoded already (a typed handler's event)."""
+    time = headers.get("ce_time")
+    try:
+        at = datetime.fromisoformat(time) if time else datetime.now(UTC)
+    except ValueError:
+        at = datetime.now(UTC)
+    return Envelope(
+        id=headers.get("ce_id", ""),
+        type=headers.get("ce_type", data.event_type),
+        source=headers.get("ce_source", ""),
+        subject=headers.get("ce_subject") or data.run_id,
+        time=at,
+        data=data,
+    )
+
+
 def encode(
     event: EventData,
     *,

@@ -9,8 +9,8 @@ the previous record of the same key, and lets records of different keys run at o
 Offsets are committed (in the background, every `commit_interval`) only below the lowest record
 of each partition still being handled, so a crash redelivers everything not finished, and
 nothing is committed past work that was lost. At-least-once, as before: handlers are idempotent.
-The subscriber must not commit by itself (`AckPolicy.MANUAL`); a batch subscriber
-(`batch=True`) shares the framework's cost per call among the records of a fetch.
+The subscriber must not commit by itself (`AckPolicy.MANUAL`); its typed handlers
+(`bus.subscribe`) hand each record over with its event and return at once.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from contracts.events import EventData
 from faststream.kafka.annotations import KafkaMessage
 
 from bus.consumer import Incoming, incoming
@@ -77,12 +78,12 @@ class KeyedWorkers:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def submit(self, msg: KafkaMessage) -> None:
-        """Take the records of a message: returns once each is queued behind its key (waits
-        while the limit of records in flight is reached, which holds back the consumer)."""
+    async def submit(self, msg: KafkaMessage, event: EventData | None = None) -> None:
+        """Take a record and its decoded event (a typed handler's body, `bus.subscribe.Take`):
+        returns once it is queued behind its key (waits while the limit of records in flight
+        is reached, which holds back the consumer)."""
         self._consumer = msg.consumer
-        for record in incoming(msg):
-            await self._submit(record)
+        await self._submit(incoming(msg, event))
 
     def _owned(self, tp: TopicPartition) -> bool:
         """Whether this consumer still holds `tp` (a record fetched before a rebalance may

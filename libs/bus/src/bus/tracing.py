@@ -97,8 +97,8 @@ def trace_id_of(traceparent: str | None) -> str | None:
 
 @contextmanager
 def consume_span(name: str, headers: Mapping[str, str], **attributes: str) -> Iterator[Span]:
-    """A consumer span continuing the context a record's headers carry (a batch subscriber's
-    middleware sees the batch, so each record's own context is taken here)."""
+    """A consumer span continuing the context a record's headers carry: the work on a record
+    handed to KeyedWorkers happens after FastStream's own consume span has ended."""
     parent = propagate.extract(headers, context=otel_context.Context())
     with tracer().start_as_current_span(
         name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes

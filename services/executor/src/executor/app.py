@@ -13,6 +13,7 @@ from bus.consumer import Dispatcher
 from bus.ops import OpsServer
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
+from bus.subscribe import subscribe_events
 from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
@@ -87,22 +88,28 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         auto_offset_reset="earliest",
         max_workers=settings.executor_concurrency,
         ack_policy=AckPolicy.ACK_FIRST,
+        title="executor",
+        description="Step requests, taken concurrently and acknowledged on receipt.",
     )
 
-    @subscriber
-    async def handle(msg: KafkaMessage) -> None:
+    async def take_step(msg: KafkaMessage, event: ev.EventData | None) -> None:
         # Acknowledged on receipt, so a failed try is made again here (a step's own failures
         # are reported, not raised; what raises is a result that cannot be sent): a step
         # request that fails every try is answered with step.failed by `on_dead_letter`.
         metrics.observe_queue_wait(msg.headers)
-        await dispatcher.handle_in_place(msg)
+        await dispatcher.handle_in_place(msg, event)
+
+    subscribe_events(broker, subscriber, (ev.StepRequested,), take_step)
 
     # Every executor hears every cancel (no group): any of them may hold the run's steps.
-    @broker.subscriber(
-        topic_name(Topic.RUN_CANCEL, prefix), group_id=None, auto_offset_reset="latest"
+    cancels = broker.subscriber(
+        topic_name(Topic.RUN_CANCEL, prefix),
+        group_id=None,
+        auto_offset_reset="latest",
+        title="executor cancels",
+        description="Every executor hears every cancel: any of them may hold the run's steps.",
     )
-    async def handle_cancel(msg: KafkaMessage) -> None:
-        await dispatcher.handle(msg)
+    subscribe_events(broker, cancels, (ev.RunCancelRequested,), dispatcher.handle)
 
     ops = OpsServer(
         broker,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from bus.broker import BATCH_TIMEOUT_MS, make_broker
-from bus.consumer import incoming
-from bus.envelope import PoisonMessage, decode
+from bus.broker import make_broker
+from bus.envelope import envelope_of
 from bus.publisher import EventPublisher
+from bus.routing import TOPIC_OF
 from bus.startup import kafka_ready, require
+from bus.subscribe import subscribe_events
 from bus.topics import Topic, topic_name
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
@@ -25,6 +26,7 @@ from storage.runs import RunRepository
 from storage.usage import UsageRepository
 from storage.workflows import WorkflowRepository
 
+from contracts import events as ev
 from ingress import problems, ratelimit
 from ingress.auth import RATELIMIT_STATE
 from ingress.hub import TERMINAL_TYPES, Hub
@@ -35,6 +37,11 @@ from ingress.runtime import Runtime
 from ingress.settings import IngressSettings
 
 log = logging.getLogger("ingress")
+
+LISTENED = tuple(
+    model for model, topic in TOPIC_OF.items() if topic in (Topic.RUN_EVENTS, Topic.STEP_FINISHED)
+)
+"""What waiting requests and event streams listen to: every run and step event."""
 
 
 class RateLimitHeaders:
@@ -93,35 +100,35 @@ def create_app(settings: IngressSettings) -> FastAPI:
 
         # Every ingress instance sees every run and step event (no consumer group, newest
         # only): they only wake local listeners, the stored run stays the answer.
-        @broker.subscriber(
+        events = broker.subscriber(
             topic_name(Topic.RUN_EVENTS, settings.kafka_topic_prefix),
             topic_name(Topic.STEP_FINISHED, settings.kafka_topic_prefix),
             group_id=None,
             auto_offset_reset="latest",
-            batch=True,
-            batch_timeout_ms=BATCH_TIMEOUT_MS,
+            title="ingress",
+            description="Wakes the requests and event streams waiting on a run.",
         )
-        async def on_events(msg: KafkaMessage) -> None:
-            ended: list[str] = []
-            for record in incoming(msg):
-                run_id = record.headers.get("ce_subject")
-                if run_id and record.headers.get("ce_type") in TERMINAL_TYPES:
-                    ended.append(run_id)
-                if not hub.wants(run_id, record.headers.get("ce_type")):
-                    continue
-                try:
-                    envelope = decode(record.headers, record.value)
-                except PoisonMessage as exc:
-                    log.warning("ignoring undecodable event: %s", exc)
-                    continue
-                hub.publish(envelope)
-            ended = marked_runs.take(ended)
-            if ended:
-                # Ended runs no longer count against their tenant's concurrent runs. In the
-                # background: waking waiting requests must not wait on MongoDB.
-                task = asyncio.create_task(release(ended))
-                releasing.add(task)
-                task.add_done_callback(releasing.discard)
+
+        def listened(headers: Mapping[str, str]) -> bool:
+            return hub.wants(headers.get("ce_subject"), headers.get("ce_type"))
+
+        async def take(msg: KafkaMessage, event: ev.EventData | None) -> None:
+            headers = msg.headers
+            if event is not None:
+                hub.publish(envelope_of(headers, event))
+            elif listened(headers):
+                log.warning("ignoring undecodable event %s", headers.get("ce_id"))
+            run_id = headers.get("ce_subject")
+            if run_id and headers.get("ce_type") in TERMINAL_TYPES:
+                ended = marked_runs.take([run_id])
+                if ended:
+                    # Ended runs no longer count against their tenant's concurrent runs. In
+                    # the background: waking waiting requests must not wait on MongoDB.
+                    task = asyncio.create_task(release(ended))
+                    releasing.add(task)
+                    task.add_done_callback(releasing.discard)
+
+        subscribe_events(broker, events, LISTENED, take, accept=listened)
 
         timeout = settings.startup_timeout_seconds
         await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)

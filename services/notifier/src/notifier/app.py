@@ -7,16 +7,18 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import egress
 from bus import metrics
-from bus.broker import BATCH_TIMEOUT_MS, make_broker
-from bus.consumer import Dispatcher, incoming
+from bus.broker import make_broker
+from bus.consumer import Dispatcher
 from bus.envelope import WEBHOOK
 from bus.ops import OpsServer
 from bus.publisher import EventPublisher
 from bus.startup import kafka_ready, require
+from bus.subscribe import subscribe_events
 from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
@@ -35,6 +37,8 @@ from notifier.service import Notifier
 from notifier.settings import NotifierSettings
 
 log = logging.getLogger("notifier")
+
+RUN_EVENTS = (ev.RunStarted, ev.RunCompleted, ev.RunFailed, ev.RunCanceled)
 
 USER_AGENT = "Sprello-Webhooks/1.0"
 
@@ -76,29 +80,31 @@ def create_app(settings: NotifierSettings) -> FastStream:
     notifier = Notifier(runs, deliveries, schedule, wake=scheduler.wake)
     publisher = EventPublisher(broker, source="/notifier", prefix=settings.kafka_topic_prefix)
     dispatcher = Dispatcher(
-        {
-            model: notifier.on_run_event
-            for model in (ev.RunStarted, ev.RunCompleted, ev.RunFailed, ev.RunCanceled)
-        },
+        dict.fromkeys(RUN_EVENTS, notifier.on_run_event),
         publisher,
         transient=mongo.TRANSIENT_ERRORS,
         max_attempts=settings.max_message_attempts,
     )
 
-    @broker.subscriber(
+    events = broker.subscriber(
         topic_name(Topic.RUN_EVENTS, settings.kafka_topic_prefix),
         group_id=settings.notifier_group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        batch=True,
-        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        title="notifier",
+        description="Run events become webhook deliveries, for the runs that asked for one.",
     )
-    async def handle(msg: KafkaMessage) -> None:
-        for record in incoming(msg):
-            if record.headers.get(f"ce_{WEBHOOK}") == "false":
-                continue  # the run asked for no webhook: nothing to decode or look up
-            metrics.observe_queue_wait(record.headers)
-            await dispatcher.handle_record(record)
+
+    def wants_webhook(headers: Mapping[str, str]) -> bool:
+        return headers.get(f"ce_{WEBHOOK}") != "false"
+
+    async def take(msg: KafkaMessage, event: ev.EventData | None) -> None:
+        if event is None and not wants_webhook(msg.headers):
+            return  # the run asked for no webhook: nothing to decode or look up
+        metrics.observe_queue_wait(msg.headers)
+        await dispatcher.handle(msg, event)
+
+    subscribe_events(broker, events, RUN_EVENTS, take, accept=wants_webhook)
 
     background: set[asyncio.Task[None]] = set()
 

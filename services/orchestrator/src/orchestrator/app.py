@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from bus import metrics
-from bus.broker import BATCH_TIMEOUT_MS, make_broker
+from bus.broker import make_broker
 from bus.consumer import Dispatcher, Incoming
 from bus.keyed import KeyedWorkers
 from bus.ops import OpsServer
 from bus.startup import kafka_ready, require
+from bus.subscribe import subscribe_events
 from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from storage import mongo
@@ -28,6 +29,15 @@ from orchestrator.settings import OrchestratorSettings
 from orchestrator.sweeper import Sweeper
 
 log = logging.getLogger("orchestrator")
+
+HANDLED = (
+    ev.RunRequested,
+    ev.StepSucceeded,
+    ev.StepFailed,
+    ev.RunCancelRequested,
+    ev.TimerFired,
+)
+"""The events the orchestrator acts on, in the order of its handlers."""
 
 
 def create_app(settings: OrchestratorSettings) -> FastStream:
@@ -64,13 +74,19 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         service, runs, publisher, transient=transient, claim_grace=settings.watchdog_seconds
     )
     dispatcher = Dispatcher(
-        {
-            ev.RunRequested: service.on_run_requested,
-            ev.StepSucceeded: service.on_step_succeeded,
-            ev.StepFailed: service.on_step_failed,
-            ev.RunCancelRequested: service.on_cancel_requested,
-            ev.TimerFired: service.on_timer_fired,
-        },
+        dict(
+            zip(
+                HANDLED,
+                (
+                    service.on_run_requested,
+                    service.on_step_succeeded,
+                    service.on_step_failed,
+                    service.on_cancel_requested,
+                    service.on_timer_fired,
+                ),
+                strict=True,
+            )
+        ),
         publisher,
         transient=transient,
         max_attempts=settings.max_message_attempts,
@@ -96,7 +112,7 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         max_in_flight=settings.orchestrator_max_in_flight,
         on_rebalance=service.forget,
     )
-    broker.subscriber(
+    inputs = broker.subscriber(
         *(
             topic_name(t, prefix)
             for t in (Topic.RUN_REQUESTED, Topic.STEP_FINISHED, Topic.RUN_CANCEL, Topic.RUN_TIMERS)
@@ -106,10 +122,12 @@ def create_app(settings: OrchestratorSettings) -> FastStream:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         listener=workers.listener(),
-        batch=True,
-        batch_timeout_ms=BATCH_TIMEOUT_MS,
-        max_records=settings.orchestrator_max_in_flight,
-    )(workers.submit)
+        title="orchestrator",
+        description="The orchestrator's one consumer of every run-keyed input topic.",
+    )
+    # One typed handler per event the orchestrator acts on; the rest (step.started and
+    # progress) is handed over undecoded and skipped in order by the dispatcher.
+    subscribe_events(broker, inputs, HANDLED, workers.submit)
 
     async def timers_due() -> int:
         now = datetime.now(UTC)
