@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from bus import tracing
+from bus.publisher import EventPublisher
+from contracts.events import RunCancelRequested
 from opentelemetry import trace
 
 
@@ -59,3 +63,32 @@ def test_a_record_without_context_starts_a_trace_of_its_own() -> None:
     with tracing.run_span("x", parent), tracing.consume_span("process", {}):
         assert tracing.current_trace_id() != "0af7651916cd43dd8448eb211c80319c"
     assert tracing.trace_id_of("garbage") is None
+
+
+class _Recording:
+    """A FastStream-like broker that keeps what its publishers send."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+
+    def publisher(self, topic: str, **_: object) -> _Recording:
+        return self
+
+    async def publish(self, value: bytes, *, key: bytes, headers: dict[str, str]) -> None:
+        self.headers.append(headers)
+
+
+async def test_events_carry_the_cloudevents_distributed_tracing_extension() -> None:
+    broker = _Recording()
+    publisher = EventPublisher(broker, source="/t")  # type: ignore[arg-type]
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    event = RunCancelRequested(run_id="run_1", tenant_id="t", requested_at=datetime.now(UTC))
+    with tracing.consume_span("process", {"traceparent": parent}):
+        await publisher.publish(event)
+        current = tracing.current_traceparent()
+    (headers,) = broker.headers
+    assert headers["ce_traceparent"] == current
+    assert tracing.trace_id_of(headers["ce_traceparent"]) == "0af7651916cd43dd8448eb211c80319c"
+    # A consumer continues it when a producer set only the extension.
+    with tracing.consume_span("process", {"ce_traceparent": parent}):
+        assert tracing.current_trace_id() == "0af7651916cd43dd8448eb211c80319c"

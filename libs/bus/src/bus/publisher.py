@@ -9,7 +9,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from contracts.events import EventData
 from faststream.kafka import KafkaBroker
 
-from bus import deadletter
+from bus import deadletter, tracing
 from bus.deadletter import DeadLetter
 from bus.envelope import encode
 from bus.routing import TOPIC_OF
@@ -20,7 +20,9 @@ CLOUDEVENTS = (
     "JSON (the schema here), the key is its runId, and headers carry `ce_id`, `ce_type` (which "
     "event: its schema's title names the type, e.g. `RunCompleted` is "
     "`com.sprello.workflow.run.completed.v1`), `ce_source`, `ce_subject` (the runId), "
-    "`ce_time`, `content-type: application/json`, and W3C `traceparent`/`tracestate`."
+    "`ce_time`, `content-type: application/json`, and the trace context twice: W3C "
+    "`traceparent`/`tracestate` headers and CloudEvents' distributed-tracing extension "
+    "(`ce_traceparent`/`ce_tracestate`)."
 )
 
 
@@ -67,7 +69,9 @@ class EventPublisher:
             event,
             source=self._source,
             event_id=event_id,
-            extensions=extensions,
+            # The W3C headers are added by the broker's telemetry middleware; the CloudEvents
+            # extension carries the same context as attributes of the event itself.
+            extensions={**tracing.cloudevents_extension(), **(extensions or {})},
         )
         await self._publishers[TOPIC_OF[type(event)]].publish(
             out.value, key=out.key, headers=out.headers

@@ -95,10 +95,26 @@ def trace_id_of(traceparent: str | None) -> str | None:
     return trace.format_trace_id(ctx.trace_id) if ctx.is_valid else None
 
 
+CE_EXTENSION = ("traceparent", "tracestate")
+"""CloudEvents' distributed-tracing extension: the same context as event attributes, which
+Kafka's binary mode carries as the `ce_traceparent` and `ce_tracestate` headers."""
+
+
+def cloudevents_extension() -> dict[str, str]:
+    """The current trace context as CloudEvents distributed-tracing extension attributes
+    (empty outside any trace)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {k: v for k, v in carrier.items() if k in CE_EXTENSION}
+
+
 @contextmanager
 def consume_span(name: str, headers: Mapping[str, str], **attributes: str) -> Iterator[Span]:
-    """A consumer span continuing the context a record's headers carry: the work on a record
+    """A consumer span continuing the context a record's headers carry (the W3C headers, else
+    the CloudEvents extension's, for producers that set only that): the work on a record
     handed to KeyedWorkers happens after FastStream's own consume span has ended."""
+    if TRACEPARENT not in headers and f"ce_{TRACEPARENT}" in headers:
+        headers = {k: headers[f"ce_{k}"] for k in CE_EXTENSION if f"ce_{k}" in headers}
     parent = propagate.extract(headers, context=otel_context.Context())
     with tracer().start_as_current_span(
         name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
