@@ -128,3 +128,24 @@ async def test_a_repeated_request_for_a_step_attempt_still_running_changes_nothi
     await first
     assert calls == ["run"]
     assert [type(e) for e in publisher.published] == [StepStarted, StepSucceeded]
+
+
+async def test_a_repeated_request_for_a_finished_attempt_is_answered_again_without_running() -> (
+    None
+):
+    calls: list[str] = []
+
+    async def once(params: Any, ctx: NodeContext) -> NodeResult:
+        calls.append("run")
+        return NodeResult(outputs={"text": "hi"})
+
+    publisher = Publisher()
+    executor = _executor(publisher, once)
+    await executor.on_step_requested(STEP)
+    await executor.on_step_requested(STEP)  # the orchestrator re-drove it: its answer was lost
+    assert calls == ["run"]
+    assert [type(e) for e in publisher.published] == [StepStarted, StepSucceeded, StepSucceeded]
+    assert publisher.published[1] == publisher.published[2]
+    # Another attempt of the same step is new work.
+    await executor.on_step_requested(STEP.model_copy(update={"attempt": STEP.attempt + 1}))
+    assert calls == ["run", "run"]

@@ -48,6 +48,8 @@ from executor.nodes import (
 log = logging.getLogger("executor")
 
 CANCELED_MEMORY = 10_000
+ANSWERED_MEMORY_BYTES = 16 * 1024 * 1024
+"""Results of finished attempts kept to answer a repeated request without running again."""
 CANCELED = StepFailure(code="canceled", message="the run was canceled")
 POISON_CODE = "poison_message"
 
@@ -142,6 +144,9 @@ class Executor:
         self._running: dict[str, set[asyncio.Future[NodeResult]]] = defaultdict(set)
         self._canceled: OrderedDict[str, None] = OrderedDict()
         self._taken: set[tuple[str, str, int]] = set()
+        self._answered: OrderedDict[tuple[str, str, int], tuple[StepSucceeded | StepFailed, int]]
+        self._answered = OrderedDict()
+        self._answered_bytes = 0
 
     async def on_cancel_requested(self, event: RunCancelRequested) -> None:
         """Stop the run's steps running here and refuse its steps still to come."""
@@ -156,6 +161,18 @@ class Executor:
         # step attempt again while it still runs here: running it twice would repeat its side
         # effects (an http.request, a generation), so the repeat changes nothing.
         taken = (step.run_id, step.node_id, step.attempt)
+        answered = self._answered.get(taken)
+        if answered is not None:
+            # Finished here already: the request came again because its answer may have been
+            # lost, so the answer goes again, and the step does not run a second time.
+            log.info(
+                "run %s: step %s attempt %d was answered here; answer sent again",
+                step.run_id,
+                step.node_id,
+                step.attempt,
+            )
+            await self._publisher.publish(answered[0])
+            return
         if taken in self._taken:
             log.info(
                 "run %s: step %s attempt %d is already running here; repeated request ignored",
@@ -248,7 +265,7 @@ class Executor:
                 if not running:
                     del self._running[step.run_id]
         try:
-            await self._publisher.publish(
+            await self._answer(
                 StepSucceeded(
                     run_id=step.run_id,
                     node_id=step.node_id,
@@ -295,8 +312,25 @@ class Executor:
             event_id=f"{run_id}:{node_id}:{attempt}:{POISON_CODE}",
         )
 
+    async def _answer(self, result: StepSucceeded | StepFailed) -> None:
+        """Publish a step attempt's result and remember it (a bounded number of bytes, oldest
+        forgotten first), so a repeated request for the attempt gets it again."""
+        await self._publisher.publish(result)
+        if isinstance(result, StepFailed) and result.error.code == CANCELED.code:
+            return  # a canceled attempt is not an answer to keep: its run is over
+        size = len(result.model_dump_json(by_alias=True))
+        key = (result.run_id, result.node_id, result.attempt)
+        old = self._answered.pop(key, None)
+        if old is not None:
+            self._answered_bytes -= old[1]
+        self._answered[key] = (result, size)
+        self._answered_bytes += size
+        while self._answered_bytes > ANSWERED_MEMORY_BYTES and self._answered:
+            _, (_, dropped) = self._answered.popitem(last=False)
+            self._answered_bytes -= dropped
+
     async def _failed(self, step: StepRequested, started: datetime, failure: StepFailure) -> None:
-        await self._publisher.publish(
+        await self._answer(
             StepFailed(
                 run_id=step.run_id,
                 node_id=step.node_id,
