@@ -106,3 +106,73 @@ def test_one_run_is_one_trace_from_the_request_to_the_webhook(
     roots = [s for s in spans if s.parent_span_id not in ids]
     assert roots, spans
     assert {(s.service, s.parent_span_id) for s in roots} == {("ingress", caller_span)}, roots
+
+
+def test_a_child_run_and_map_items_are_in_their_parents_trace(
+    system: System, otlp: OtlpReceiver
+) -> None:
+    child = {
+        "name": "child",
+        "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
+        "nodes": [
+            {"id": "say", "type": "text.template", "params": {"template": "c {{ inputs.x }}"}}
+        ],
+        "outputs": {"text": "{{ nodes.say.text }}"},
+    }
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    with system.client() as c:
+        child_id = register(c, child)
+        parent = {
+            "name": "parent",
+            "inputSchema": {"type": "object", "properties": {"xs": {"type": "array"}}},
+            "nodes": [
+                {
+                    "id": "each",
+                    "type": "map",
+                    "params": {
+                        "items": "{{ inputs.xs }}",
+                        "node": {"type": "text.template", "params": {"template": "{{ item }}!"}},
+                    },
+                },
+                {
+                    "id": "child",
+                    "type": "workflow.run",
+                    "params": {"workflowId": child_id, "inputs": {"x": "from parent"}},
+                },
+            ],
+            "outputs": {"text": "{{ nodes.child.text }}"},
+        }
+        parent_id = register(c, parent)
+        r = c.post(
+            f"/v1/workflows/{parent_id}/run",
+            json={"inputs": {"xs": ["a", "b", "c"]}},
+            headers={"traceparent": f"00-{trace_id}-{caller_span}-01"},
+        )
+        assert r.status_code == 200, r.text
+        run = r.json()
+        assert run["status"] == "completed", run
+        child_run = next(s["childRunId"] for s in run["steps"] if s["nodeId"] == "child")
+
+    def spans_of_both_runs() -> list[Span]:
+        deadline = time.monotonic() + 30
+        while True:
+            spans = otlp.trace(trace_id)
+            runs = {s.attributes.get("workflow.run_id") for s in spans}
+            items = [
+                s for s in spans if s.attributes.get("workflow.node_id", "").startswith("each[")
+            ]
+            if (
+                {run["runId"], child_run} <= runs and len(items) >= 3
+            ) or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.1)
+
+    spans = spans_of_both_runs()
+    # Every node execution of the parent, its map items and its child run is in one trace.
+    nodes = {
+        (s.attributes.get("workflow.run_id"), s.attributes.get("workflow.node_id"))
+        for s in spans
+        if s.name.startswith("node ")
+    }
+    assert {(run["runId"], f"each[{i}]") for i in range(3)} <= nodes, nodes
+    assert (child_run, "say") in nodes, nodes
