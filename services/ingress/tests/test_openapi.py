@@ -29,6 +29,8 @@ def test_every_v1_route_of_the_design_is_documented() -> None:
         "/v1/workflows",
         "/v1/workflows/{workflow_id}/versions/{version}",
         "/v1/workflows/{workflow_id}/run",
+        "/v1/workflows/{workflow_id}/openapi.json",
+        "/v1/workflows/{workflow_id}/versions/{version}/openapi.json",
         "/v1/runs/{run_id}",
         "/v1/runs",
         "/v1/assets",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from contracts.api import ProblemItem, WorkflowList, WorkflowResource
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from storage.workflows import WorkflowRecord
 from workflow.definition import WorkflowDefinition, canonical_json, definition_hash
@@ -23,6 +24,7 @@ from ingress.auth import TenantId
 from ingress.body import read_json
 from ingress.problems import ProblemError
 from ingress.runtime import Runtime, RuntimeDep
+from ingress.workflow_openapi import workflow_document
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
@@ -31,6 +33,24 @@ MAX_CHAIN_FETCH = 200
 WorkflowIdPath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", description="Your name for it.")
 ]
+
+
+OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An OpenAPI 3.1 document of running this workflow: "
+        "`POST /v1/workflows/{workflowId}/run` with its own input schema and named outputs, "
+        "for client generators.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["openapi", "info", "paths"],
+                    "properties": {"openapi": {"type": "string", "const": "3.1.0"}},
+                }
+            }
+        },
+    }
+}
 
 
 def resource(record: WorkflowRecord) -> WorkflowResource:
@@ -155,3 +175,52 @@ async def get_workflow_version(
             404, f"workflow {workflow_id!r} has no version {version}", kind="not-found"
         )
     return resource(record)
+
+
+@router.get("/{workflow_id}/openapi.json", response_class=JSONResponse, responses=OPENAPI_RESPONSES)
+async def get_workflow_openapi(
+    workflow_id: WorkflowIdPath, request: Request, tenant_id: TenantId, runtime: RuntimeDep
+) -> JSONResponse:
+    """The OpenAPI document of running the latest version of this workflow."""
+    record = await runtime.workflows.latest(tenant_id, workflow_id)
+    if record is None:
+        raise ProblemError(404, f"no workflow {workflow_id!r}", kind="not-found")
+    return await _openapi(runtime, request, record, pinned=False)
+
+
+@router.get(
+    "/{workflow_id}/versions/{version}/openapi.json",
+    response_class=JSONResponse,
+    responses=OPENAPI_RESPONSES,
+)
+async def get_workflow_version_openapi(
+    workflow_id: WorkflowIdPath,
+    version: Annotated[int, Path(ge=1)],
+    request: Request,
+    tenant_id: TenantId,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """The OpenAPI document of running this version of the workflow (requests name it)."""
+    record = await runtime.workflows.get(tenant_id, workflow_id, version)
+    if record is None:
+        raise ProblemError(
+            404, f"workflow {workflow_id!r} has no version {version}", kind="not-found"
+        )
+    return await _openapi(runtime, request, record, pinned=True)
+
+
+async def _openapi(
+    runtime: Runtime, request: Request, record: WorkflowRecord, *, pinned: bool
+) -> JSONResponse:
+    # Checking whether `{}` passes the input schema evaluates a tenant's schema: off the loop.
+    doc = await run_in_threadpool(
+        lambda: workflow_document(
+            workflow_id=record.workflow_id,
+            version=record.version,
+            definition=runtime.definitions.of(record),
+            base_url=str(request.base_url),
+            pinned=pinned,
+            limits=runtime.settings,
+        )
+    )
+    return JSONResponse(doc)
