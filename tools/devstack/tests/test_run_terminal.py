@@ -61,3 +61,8 @@ def test_the_banner_says_how_to_turn_traces_on_when_they_are_off() -> None:
 def test_the_banner_names_where_traces_go_when_they_are_on() -> None:
     line = apps.traces_line({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
     assert "http://collector:4318" in line
+
+
+def test_the_banner_gives_the_demo_workflows_openapi_url() -> None:
+    line = apps.openapi_line("http://127.0.0.1:38000")
+    assert "http://127.0.0.1:38000/v1/workflows/studio-portrait/openapi.json" in line

@@ -158,6 +158,7 @@ def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
     register_demo(settings)
     say(f"logs: {settings.logs_dir}/<service>.log, one JSON object a line (README: Logs)")
     say(f"demo workflow '{DEMO_WORKFLOW}' registered; try:\n{curl_line(settings)}")
+    say(openapi_line(service_env(settings)["WORKFLOW_API_URL"]).strip())
 
 
 def stop(settings: Settings, say: Say, timeout: float = 90.0) -> None:
@@ -197,6 +198,15 @@ def curl_line(settings: Settings) -> str:
         f"curl -sS -X POST {env['WORKFLOW_API_URL']}/v1/workflows/{DEMO_WORKFLOW}/run "
         f"-H 'Authorization: Bearer {env['WORKFLOW_API_KEY']}' "
         f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def openapi_line(api: str) -> str:
+    """Where a client generator finds the demo workflow's own OpenAPI document (typed inputs,
+    named outputs); like every route it needs the key."""
+    return (
+        f"  OpenAPI of '{DEMO_WORKFLOW}' (for client generators, with the key): "
+        f"{api}/v1/workflows/{DEMO_WORKFLOW}/openapi.json"
     )
 
 
@@ -386,6 +396,7 @@ def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
         f"{traces_line(env)}\n"
         f"  Demo workflow '{DEMO_WORKFLOW}' is registered. Try:\n\n"
         f"  {curl_line(settings)}\n"
+        f"\n{openapi_line(api)}\n"
         "==================================================================\n"
     )
 
