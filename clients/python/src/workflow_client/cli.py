@@ -336,7 +336,9 @@ def runs_list(
         _print_json([r.to_dict() for r in found])
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("run", "workflow", "status", "created"):
+    # Run ids are what a user copies: never cut, whatever the terminal's width.
+    table.add_column("run", no_wrap=True, min_width=len("run_") + 28)
+    for column in ("workflow", "status", "created"):
         table.add_column(column)
     for r in found:
         table.add_row(
