@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import IntEnum
 from itertools import islice
 from pathlib import Path
@@ -165,6 +166,15 @@ def _steps_table(run: Run | None, steps: dict[str, dict[str, Any]], status: str)
     return Group(title, table)
 
 
+def _took(data: dict[str, Any]) -> str:
+    try:
+        started = datetime.fromisoformat(str(data["startedAt"]))
+        finished = datetime.fromisoformat(str(data["finishedAt"]))
+    except (KeyError, ValueError):
+        return ""
+    return f"{(finished - started).total_seconds():.2f} s"
+
+
 def _watch(client: Client, run_id: str, live_output: bool) -> Run:
     """Follow the run's events until it ends, showing its steps live on stderr."""
     steps: dict[str, dict[str, Any]] = {}
@@ -185,6 +195,9 @@ def _watch(client: Client, run_id: str, live_output: bool) -> Run:
                     row.update(type=step.type, status=step.status.value)
                     if step.error is not None:
                         row["detail"] = step.error.message
+                    elif step.started_at and step.finished_at:
+                        took = (step.finished_at - step.started_at).total_seconds()
+                        row["detail"] = f"{took:.2f} s"
                     elif step.items_total is not None:
                         row["detail"] = f"{step.items_done or 0}/{step.items_total} items"
                 if current.finished:
@@ -196,6 +209,8 @@ def _watch(client: Client, run_id: str, live_output: bool) -> Run:
                 error = event.data.get("error")
                 if isinstance(error, dict) and "message" in error:
                     row["detail"] = error["message"]
+                elif kind == "succeeded":
+                    row["detail"] = _took(event.data)
             elif event.type.startswith("run."):
                 status = event.type.removeprefix("run.")
                 if status == "started":
@@ -339,7 +354,7 @@ def runs_list(
     # Run ids are what a user copies: never cut, whatever the terminal's width.
     table.add_column("run", no_wrap=True, min_width=len("run_") + 28)
     for column in ("workflow", "status", "created"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for r in found:
         table.add_row(
             r.run_id,
