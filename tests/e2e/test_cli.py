@@ -38,7 +38,17 @@ WAITS = {
     "outputs": {"waited": "{{ nodes.nap.waited }}"},
 }
 # As documented in clients/python/README.md.
-COMPLETED, USAGE, FAILED, CANCELED, INVALID, NOT_FOUND, AUTH, CONFLICT = 0, 2, 3, 4, 5, 6, 7, 11
+COMPLETED, USAGE, FAILED, CANCELED, INVALID, NOT_FOUND, AUTH, TIMEOUT, CONFLICT = (
+    0,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    10,
+    11,
+)
 
 
 def _cli(system: Any, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -176,3 +186,20 @@ def test_cancelling_a_completed_run_exits_11(system: Any, tmp_path: Path) -> Non
     refused = _cli(system, "runs", "cancel", run_id)
     assert refused.returncode == CONFLICT, refused.stderr
     assert "already failed" in refused.stderr
+
+
+def test_a_run_still_going_when_the_timeout_passes_exits_10_and_keeps_running(
+    system: Any, tmp_path: Path
+) -> None:
+    workflow_id = _put(system, tmp_path, WAITS)  # a five-minute wait: it cannot end first
+    shown = _cli(system, "run", workflow_id, "--timeout", "1")
+    assert shown.returncode == TIMEOUT, shown.stderr
+    assert "after the wait" in shown.stderr
+    as_json = _cli(system, "run", workflow_id, "--timeout", "1", "--json")
+    assert as_json.returncode == TIMEOUT, as_json.stderr
+    run = json.loads(as_json.stdout)
+    assert run["status"] in ("queued", "running")
+    runs = json.loads(_cli(system, "runs", "list", "--workflow", workflow_id, "--json").stdout)
+    assert len(runs) == 2
+    for r in runs:
+        assert _cli(system, "runs", "cancel", r["runId"]).returncode == COMPLETED

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
 from itertools import islice
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Annotated, Any
 
 import typer
@@ -34,7 +37,7 @@ from workflow_client.errors import (
     WorkflowAPIError,
 )
 from workflow_client.inputs import InputError, assign, build_inputs
-from workflow_client.models import Run, RunStatus
+from workflow_client.models import Run, RunEvent, RunStatus
 
 
 class ExitCode(IntEnum):
@@ -175,8 +178,42 @@ def _took(data: dict[str, Any]) -> str:
     return f"{(finished - started).total_seconds():.2f} s"
 
 
-def _watch(client: Client, run_id: str, live_output: bool) -> Run:
+_END = object()
+
+
+def _events(client: Client, run_id: str, timeout: float) -> Iterator[RunEvent]:
+    """The run's events, raising `WaitTimeout` once `timeout` seconds have passed.
+
+    The stream is read in a thread: between events only keep-alive comments arrive, which
+    no read timeout would cut, so the deadline is kept by the reader of the queue instead."""
+    queue: Queue[object] = Queue()
+
+    def pump() -> None:
+        try:
+            for event in client.runs.stream(run_id):
+                queue.put(event)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            queue.put(exc)
+        queue.put(_END)
+
+    threading.Thread(target=pump, name=f"sse-{run_id}", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            item = queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except Empty:
+            raise WaitTimeout(client.runs.get(run_id)) from None
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, RunEvent)
+        yield item
+
+
+def _watch(client: Client, run_id: str, live_output: bool, timeout: float) -> Run:
     """Follow the run's events until it ends, showing its steps live on stderr."""
+    started = time.monotonic()
     steps: dict[str, dict[str, Any]] = {}
     status, current, final = "queued", None, None
     with Live(
@@ -186,7 +223,7 @@ def _watch(client: Client, run_id: str, live_output: bool) -> Run:
         transient=False,
         auto_refresh=live_output,
     ) as live:
-        for event in client.runs.stream(run_id):
+        for event in _events(client, run_id, timeout):
             if event.run is not None:
                 current = event.run
                 status = current.status.value
@@ -216,7 +253,9 @@ def _watch(client: Client, run_id: str, live_output: bool) -> Run:
                 if status == "started":
                     status = "running"
             live.update(_steps_table(current, steps, status), refresh=True)
-    return final if final is not None else client.runs.wait(run_id)
+    if final is not None:
+        return final
+    return client.runs.wait(run_id, timeout=max(0.0, timeout - (time.monotonic() - started)))
 
 
 def _show_run(run: Run, downloaded: dict[int, Path]) -> None:
@@ -323,7 +362,7 @@ def run(
             finished = client.run(workflow_id, body, version=version, timeout=timeout)
         else:
             started = client.runs.create(workflow_id, body, version=version)
-            finished = _watch(client, started.run_id, err.is_terminal)
+            finished = _watch(client, started.run_id, err.is_terminal, timeout)
         _finish(finished, download, as_json)
 
 
@@ -405,14 +444,15 @@ def runs_watch(
         Path | None,
         typer.Option(file_okay=False, help="Save the asset outputs in this directory."),
     ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 3600.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Follow a run's steps until it ends; the exit code says how it ended."""
     with _handled(as_json), _client(ctx) as client:
         if as_json:
-            finished = client.runs.wait(run_id, timeout=float("inf"))
+            finished = client.runs.wait(run_id, timeout=timeout)
         else:
-            finished = _watch(client, run_id, err.is_terminal)
+            finished = _watch(client, run_id, err.is_terminal, timeout)
         _finish(finished, download, as_json)
 
 
