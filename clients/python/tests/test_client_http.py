@@ -178,3 +178,20 @@ def test_url_and_key_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     with Client("http://arg:2", "wfk_arg") as client:
         assert client.config.base_url == "http://arg:2"
         assert client.config.api_key == "wfk_arg"
+
+
+@respx.mock
+def test_an_upload_answers_the_s3_reference_to_pass_as_an_input(tmp_path: Any) -> None:
+    asset = {
+        "ref": "s3://uploads/t/abc.png",
+        "url": "http://s3/abc.png",
+        "contentType": "image/png",
+        "bytes": 8,
+    }
+    route = respx.post(f"{URL}/v1/assets").mock(return_value=httpx.Response(201, json=asset))
+    image = tmp_path / "in.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with Client(URL, "wfk_test") as client:
+        assert client.assets.upload(image) == "s3://uploads/t/abc.png"
+        assert client.assets.create(b"\x89PNG\r\n\x1a\n").content_type == "image/png"
+    assert route.calls[0].request.headers["content-type"] == "image/png"

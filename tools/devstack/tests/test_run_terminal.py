@@ -66,3 +66,10 @@ def test_the_banner_names_where_traces_go_when_they_are_on() -> None:
 def test_the_banner_gives_the_demo_workflows_openapi_url() -> None:
     line = apps.openapi_line("http://127.0.0.1:38000")
     assert "http://127.0.0.1:38000/v1/workflows/studio-portrait/openapi.json" in line
+
+
+def test_the_banner_gives_the_cli_line_with_the_key_next_to_the_curl_line() -> None:
+    line = apps.cli_line("http://127.0.0.1:38000", "wfk_key")
+    assert "WORKFLOW_API_URL=http://127.0.0.1:38000 WORKFLOW_API_KEY=wfk_key " in line
+    assert "/.venv/bin/workflow run studio-portrait -i prompt=" in line
+    assert "--download /tmp/studio-portrait" in line

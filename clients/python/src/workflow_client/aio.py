@@ -277,9 +277,14 @@ class AsyncAssets:
     def __init__(self, client: AsyncClient) -> None:
         self._c = client
 
-    async def upload(
+    async def upload(self, source: str | Path | bytes, *, content_type: str | None = None) -> str:
+        """Upload a file (path) or bytes; the `s3://` reference to pass as an input."""
+        return (await self.create(source, content_type=content_type)).ref
+
+    async def create(
         self, source: str | Path | bytes, *, content_type: str | None = None
     ) -> AssetResource:
+        """`upload`, answering the whole asset record (reference, URL, type, size)."""
         data, kind = upload_body(source, content_type)
         request = Request("POST", "/v1/assets", content=data, headers={"Content-Type": kind})
         return parse(AssetResource, await self._c._json(request))

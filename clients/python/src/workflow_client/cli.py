@@ -347,7 +347,7 @@ def run(
             if not sep or not name:
                 raise InputError(f"--file {item!r}: expected PATH=FILE, e.g. image=./in.png")
             try:
-                ref = client.assets.upload(Path(name)).ref
+                ref = client.assets.upload(Path(name))
             except (OSError, ValueError) as exc:
                 raise InputError(f"--file {item!r}: {exc}") from None
             assign(body, path, ref)
@@ -468,7 +468,7 @@ def assets_upload(
     """Upload an input asset and print its s3:// reference."""
     with _handled(as_json), _client(ctx) as client:
         try:
-            asset = client.assets.upload(path, content_type=content_type)
+            asset = client.assets.create(path, content_type=content_type)
         except ValueError as exc:
             raise InputError(f"{path}: {exc}") from None
     if as_json:

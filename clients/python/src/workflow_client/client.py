@@ -302,10 +302,14 @@ class Assets:
     def __init__(self, client: Client) -> None:
         self._c = client
 
-    def upload(
+    def upload(self, source: str | Path | bytes, *, content_type: str | None = None) -> str:
+        """Upload a file (path) or bytes; the `s3://` reference to pass as an input."""
+        return self.create(source, content_type=content_type).ref
+
+    def create(
         self, source: str | Path | bytes, *, content_type: str | None = None
     ) -> AssetResource:
-        """Upload a file (path) or bytes; `.ref` is the `s3://` reference to pass as input."""
+        """`upload`, answering the whole asset record (reference, URL, type, size)."""
         data, kind = upload_body(source, content_type)
         request = Request("POST", "/v1/assets", content=data, headers={"Content-Type": kind})
         return parse(AssetResource, self._c._json(request))

@@ -157,8 +157,10 @@ def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
         say(f"{name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
     register_demo(settings)
     say(f"logs: {settings.logs_dir}/<service>.log, one JSON object a line (README: Logs)")
+    env = service_env(settings)
     say(f"demo workflow '{DEMO_WORKFLOW}' registered; try:\n{curl_line(settings)}")
-    say(openapi_line(service_env(settings)["WORKFLOW_API_URL"]).strip())
+    say(f"or with the CLI:\n{cli_line(env['WORKFLOW_API_URL'], env['WORKFLOW_API_KEY'])}")
+    say(openapi_line(env["WORKFLOW_API_URL"]).strip())
 
 
 def stop(settings: Settings, say: Say, timeout: float = 90.0) -> None:
@@ -198,6 +200,17 @@ def curl_line(settings: Settings) -> str:
         f"curl -sS -X POST {env['WORKFLOW_API_URL']}/v1/workflows/{DEMO_WORKFLOW}/run "
         f"-H 'Authorization: Bearer {env['WORKFLOW_API_KEY']}' "
         f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def cli_line(api: str, key: str) -> str:
+    """The same run from the `workflow` command (clients/python), waiting with its steps shown
+    live and saving the images outside the repository."""
+    return (
+        f"WORKFLOW_API_URL={api} WORKFLOW_API_KEY={key} "
+        f"{_repo_root() / '.venv' / 'bin' / 'workflow'} run {DEMO_WORKFLOW} "
+        "-i prompt='Studio portrait, warm lighting' -i options.quality=high "
+        f"--download /tmp/{DEMO_WORKFLOW}"
     )
 
 
@@ -395,7 +408,9 @@ def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
         f"{metrics}\n"
         f"{traces_line(env)}\n"
         f"  Demo workflow '{DEMO_WORKFLOW}' is registered. Try:\n\n"
-        f"  {curl_line(settings)}\n"
+        f"  {curl_line(settings)}\n\n"
+        "  or with the CLI (live steps, images saved; README: Using it):\n\n"
+        f"  {cli_line(api, env['WORKFLOW_API_KEY'])}\n"
         f"\n{openapi_line(api)}\n"
         "==================================================================\n"
     )
