@@ -131,6 +131,33 @@ def _wait_ready(settings: Settings, name: str, pid: int, timeout: float) -> None
     raise AppError(f"{name}: not ready within {timeout:.0f} s (log: {log})\n{process.tail(log)}")
 
 
+def _ready_or_again(
+    settings: Settings,
+    name: str,
+    pid: int,
+    since: int,
+    env: Mapping[str, str],
+    timeout: float,
+    say: Say,
+) -> int:
+    """Wait until the service is ready; start it again if it exited because a passing
+    connection held its port (`process.lost_a_port`; `since`: where its output starts in its
+    log). Returns the ready process's pid."""
+    log = _log_file(settings, name)
+    for attempt in range(1, process.PORT_RACE_TRIES + 1):
+        try:
+            _wait_ready(settings, name, pid, timeout)
+            return pid
+        except AppError:
+            if attempt == process.PORT_RACE_TRIES or not process.lost_a_port(pid, log, since):
+                raise
+        say(f"{name}: its port was taken by a passing connection; starting it again")
+        time.sleep(attempt)
+        since = process.log_size(log)
+        pid = process.spawn(_command(name), log, _pid_file(settings, name), env=dict(env))
+    raise AssertionError("unreachable")
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -145,15 +172,17 @@ def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
     env = service_env(settings)
     already = running(settings)
     started: dict[str, int] = {}
+    since: dict[str, int] = {}
     for name in SERVICES:
         if name in already:
             say(f"{name}: already running (pid {already[name]})")
             continue
         log = _log_file(settings, name)
+        since[name] = process.log_size(log)
         started[name] = process.spawn(_command(name), log, _pid_file(settings, name), env=env)
     for name, pid in started.items():
         t0 = time.monotonic()
-        _wait_ready(settings, name, pid, timeout)
+        pid = _ready_or_again(settings, name, pid, since[name], env, timeout, say)
         say(f"{name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
     register_demo(settings)
     say(f"logs: {settings.logs_dir}/<service>.log, one JSON object a line (README: Logs)")

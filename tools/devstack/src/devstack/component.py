@@ -154,10 +154,22 @@ class Component(ABC):
                     f"port {', '.join(map(str, busy))} already in use by a foreign process "
                     f"(stop it, or choose other ports with DEVSTACK_{self.name.upper()}_PORT)"
                 )
+            return self._start(say, started)
+        version = self.wait_healthy(pid, time.monotonic() + self.settings.health_timeout)
+        healthy_at = time.monotonic()
+        self.after_healthy(say)
+        say(f"{self.name}: healthy ({version}) [{healthy_at - started:.1f}s]")
+        return self._status(pid, version)
+
+    def _start(self, say: Say, started: float) -> Status:
+        """Start the server and wait until it is healthy; one that exits because a passing
+        connection held one of its ports is started again (`process.lost_a_port`)."""
+        for attempt in range(1, process.PORT_RACE_TRIES + 1):
             launch = self.launch(say)
             if process.aborted():
                 raise self.fail("interrupted")
             provisioned = time.monotonic()
+            log_start = process.log_size(self.log_file)
             pid = self.spawn(launch)
             self.meta_file.write_text(
                 json.dumps({"backend": launch.backend, "version": launch.version, "pid": pid})
@@ -166,7 +178,17 @@ class Component(ABC):
                 f"{self.name}: started {launch.backend} (pid {pid}) "
                 f"[prepare {provisioned - started:.1f}s]"
             )
-        version = self.wait_healthy(pid, time.monotonic() + self.settings.health_timeout)
+            try:
+                version = self.wait_healthy(pid, time.monotonic() + self.settings.health_timeout)
+            except DevstackError:
+                if attempt == process.PORT_RACE_TRIES or not process.lost_a_port(
+                    pid, self.log_file, log_start
+                ):
+                    raise
+                say(f"{self.name}: a port was taken by a passing connection; starting again")
+                time.sleep(attempt)
+                continue
+            break
         healthy_at = time.monotonic()
         self.after_healthy(say)
         say(f"{self.name}: healthy ({version}) [{healthy_at - started:.1f}s]")

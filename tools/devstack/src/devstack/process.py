@@ -242,6 +242,34 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
+PORT_RACE_TRIES = 3
+"""Starts of a server that exited because one of its ports was taken (`lost_a_port`)."""
+
+
+def log_size(path: Path) -> int:
+    """Where a server's output starts in its log (the log is appended to)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def lost_a_port(pid: int, log: Path, since: int) -> bool:
+    """Whether the server started as `pid` exited because an address was in use. Our ports
+    lie in Linux's ephemeral range (32768-60999), so a passing outgoing connection can hold
+    one of them for a moment (seen: SeaweedFS's filer gRPC port, the ingress's port): such a
+    server is worth starting again."""
+    if pid_alive(pid):
+        return False
+    try:
+        with log.open("rb") as f:
+            f.seek(since)
+            written = f.read()
+    except OSError:
+        return False
+    return b"address already in use" in written.lower()
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` lines of a text file ('' when it does not exist)."""
     try:
