@@ -3,16 +3,27 @@ its outputs the definition's, ready for client generators."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
+import re
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+from ingress.routes import workflows as workflows_routes
 from ingress.routes.runs import CANCEL_AFTER_PATTERN
+from ingress.routes.workflows import DocumentCache
 from ingress.workflow_openapi import CANCEL_AFTER_PATTERN as DOCUMENTED_CANCEL_AFTER
 from ingress.workflow_openapi import pascal, workflow_document
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from storage.workflows import WorkflowRecord
 from workflow.definition import WorkflowDefinition
+from workflow.limits import Limits
+from workflow.validation import parse_definition, validate_inputs
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = WorkflowDefinition.model_validate_json(
@@ -282,10 +293,303 @@ def test_the_headers_are_checked_as_the_run_route_checks_them() -> None:
 
 def test_workflow_ids_become_class_names() -> None:
     assert pascal("studio-portrait") == "StudioPortrait"
-    assert pascal("3d-order.v2") == "Workflow3dOrderV2"
-    assert pascal("a_b") == "AB"
+    assert pascal("v2-api") == "V2Api"
+    # Ids another id would share a name with carry a hash of themselves.
+    assert re.fullmatch(r"Workflow3dOrderV2_[0-9a-f]{6}", pascal("3d-order.v2"))
+    assert re.fullmatch(r"Workflow3d_[0-9a-f]{6}", pascal("3d"))
+    assert pascal("a-b") == "AB"
+    alike = ["a-b", "a_b", "a.b", "A-B", "ab", "Ab", "a--b", "workflow3d"]
+    assert len({pascal(i) for i in alike}) == len(alike)
+    assert all(re.fullmatch(r"AB_[0-9a-f]{6}", pascal(i)) for i in ("a_b", "a.b", "A-B", "a--b"))
+    assert pascal("a_b") == pascal("a_b")  # stable: the same id, the same name
+
+
+def test_documents_of_different_workflows_share_no_name_of_their_own() -> None:
+    # A client holding both documents' classes: only the API's own schemas (Problem, …) are
+    # in both, and they are the same.
+    definition = _definition(WITH_DEFS)
+    docs = [_doc(definition, workflow_id=i) for i in ("a-b", "a_b", "a.b", "A-B")]
+    for doc in docs:
+        validate(doc)
+    for i, first in enumerate(docs):
+        for second in docs[i + 1 :]:
+            assert _operation(first)["operationId"] != _operation(second)["operationId"]
+            assert first["tags"] != second["tags"]
+            shared = set(_schemas(first)) & set(_schemas(second))
+            assert shared, "the API's own schemas are in both"
+            for name in shared:
+                assert _schemas(first)[name] == _schemas(second)[name], name
 
 
 def test_the_document_is_json() -> None:
     doc = _doc(_definition(WITH_DEFS), workflow_id="order")
     assert json.loads(json.dumps(doc)) == doc
+
+
+def _registered(input_schema: dict[str, Any]) -> WorkflowDefinition:
+    """The definition with this input schema, as registration accepts it (or the test fails):
+    these documents are of schemas a workflow can have."""
+    raw = {
+        "name": "Greeting",
+        "inputSchema": input_schema,
+        "nodes": [{"id": "greet", "type": "text.template", "params": {"template": "hi"}}],
+        "outputs": {"text": "{{ nodes.greet.text }}"},
+    }
+    definition, problems = parse_definition(raw)
+    assert problems == []
+    assert definition is not None
+    return definition
+
+
+def _checked(input_schema: dict[str, Any], workflow_id: str = "order") -> dict[str, Any]:
+    """The document of a registered schema: valid OpenAPI 3.1, every reference naming a whole
+    component, every component titled, and the definition left as it was."""
+    definition = _registered(input_schema)
+    before = copy.deepcopy(definition.input_schema)
+    doc = _doc(definition, workflow_id=workflow_id)
+    validate(doc)
+    schemas = _schemas(doc)
+    for ref in _refs(doc):
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+    for name, schema in schemas.items():
+        assert isinstance(schema, dict), name
+        assert schema.get("title"), name
+    assert definition.input_schema == before
+    assert json.loads(json.dumps(doc)) == doc
+    return doc
+
+
+def _agree(doc: dict[str, Any], schema: dict[str, Any], instances: list[Any]) -> None:
+    """The document's inputs schema decides each instance as the server does."""
+    validator = _validator(doc, "OrderInputs")
+    for instance in instances:
+        server = validate_inputs(schema, instance) == []
+        assert validator.is_valid(instance) is server, (instance, server)
+
+
+def _inputs_ref(doc: dict[str, Any], name: str) -> str:
+    ref: str = _schemas(doc)["OrderInputs"]["properties"][name]["$ref"]
+    return ref.removeprefix("#/components/schemas/")
+
+
+def test_anchor_references_name_components() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "code": {"$anchor": "code", "type": "string", "pattern": "^[A-Z]{3}$"},
+            "other": {"$ref": "#code"},
+            "person": {"$ref": "#person"},
+            "self": {"$ref": "#top"},
+            "nick": {"$ref": "#name"},
+        },
+        "$anchor": "top",
+        "$defs": {
+            "person": {
+                "$anchor": "person",
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"$anchor": "name", "type": "string", "minLength": 2}},
+            }
+        },
+    }
+    doc = _checked(schema)
+    schemas = _schemas(doc)
+    inputs = schemas["OrderInputs"]
+    # A schema with an anchor inside another becomes a component, written once: where it was,
+    # a reference to it.
+    code = _inputs_ref(doc, "code")
+    assert _inputs_ref(doc, "other") == code
+    assert schemas[code]["pattern"] == "^[A-Z]{3}$"
+    assert _inputs_ref(doc, "person") == "OrderPerson"
+    assert _inputs_ref(doc, "self") == "OrderInputs"
+    name = _inputs_ref(doc, "nick")
+    assert schemas[name]["minLength"] == 2
+    assert schemas["OrderPerson"]["properties"]["name"] == {"$ref": f"#/components/schemas/{name}"}
+    assert "$anchor" not in json.dumps(doc)
+    assert "$anchor" not in inputs
+    _agree(
+        doc,
+        schema,
+        [
+            {"other": "ABC"},
+            {"other": "abc"},
+            {"code": "x"},
+            {"person": {"name": "Ada"}},
+            {"person": {}},
+            {"person": {"name": "A"}},
+            {"nick": "Al"},
+            {"nick": "A"},
+            {"self": {"other": "A"}},
+            {"self": {"self": {"code": "XYZ"}}},
+        ],
+    )
+
+
+def test_percent_encoded_pointers_are_decoded() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "spaced": {"$ref": "#/$defs/a%20b"},
+            "slashed": {"$ref": "#/$defs/c~1d"},
+            "percent": {"$ref": "#/$defs/e%25f"},
+            "deep": {"$ref": "#/properties/odd%20name~1x"},
+            "odd name/x": {"type": "integer", "minimum": 3},
+        },
+        "$defs": {
+            "a b": {"type": "string"},
+            "c/d": {"type": "integer"},
+            "e%f": {"type": "boolean"},
+        },
+    }
+    doc = _checked(schema)
+    assert _inputs_ref(doc, "spaced") == "OrderAB"
+    assert _inputs_ref(doc, "slashed") == "OrderCD"
+    assert _inputs_ref(doc, "percent") == "OrderEF"
+    assert _schemas(doc)[_inputs_ref(doc, "deep")]["minimum"] == 3
+    _agree(
+        doc,
+        schema,
+        [
+            {"spaced": "x", "slashed": 1, "percent": True, "deep": 3},
+            {"spaced": 1},
+            {"slashed": "x"},
+            {"percent": 1},
+            {"deep": 2},
+            {"odd name/x": 2},
+        ],
+    )
+
+
+def test_boolean_schemas_become_whole_components() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "anything": {"$ref": "#/$defs/yes"},
+            "nothing": {"$ref": "#/$defs/no"},
+            "flag": True,
+            "same": {"$ref": "#/properties/flag"},
+            "never": {"items": False},
+            "none": {"$ref": "#/properties/never/items"},
+        },
+        "$defs": {"yes": True, "no": False},
+    }
+    doc = _checked(schema)
+    schemas = _schemas(doc)
+    assert schemas["OrderYes"] == {"title": "OrderYes"}
+    assert schemas["OrderNo"] == {"not": {}, "title": "OrderNo"}
+    assert schemas[_inputs_ref(doc, "same")] == {"title": _inputs_ref(doc, "same")}
+    assert _inputs_ref(doc, "flag") == _inputs_ref(doc, "same")
+    assert schemas[_inputs_ref(doc, "none")]["not"] == {}
+    _agree(
+        doc,
+        schema,
+        [{"anything": [1]}, {"nothing": 1}, {"same": None}, {"none": 1}, {"never": [1]}],
+    )
+
+
+def test_hoisting_writes_identifiers_once_and_leaves_the_definition_alone() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "tagged": {"$anchor": "tagged", "type": "string", "minLength": 2},
+            "resource": {"$id": "urn:example:resource", "type": "object", "properties": {
+                "inner": {"type": "integer", "maximum": 5}}},
+            "a": {"$ref": "#/properties/tagged"},
+            "b": {"$ref": "#tagged"},
+            "c": {"$ref": "#/properties/resource"},
+            "d": {"$ref": "#/properties/resource/properties/inner"},
+        },
+    }  # fmt: skip
+    doc = _checked(schema)
+    text = json.dumps(doc)
+    assert text.count('"$id"') == 1
+    assert "$anchor" not in text
+    schemas = _schemas(doc)
+    assert _inputs_ref(doc, "a") == _inputs_ref(doc, "b") == _inputs_ref(doc, "tagged")
+    assert _inputs_ref(doc, "c") == _inputs_ref(doc, "resource")
+    assert schemas[_inputs_ref(doc, "d")]["maximum"] == 5
+    _agree(
+        doc,
+        schema,
+        [{"a": "xy", "b": "xy", "c": {"inner": 5}, "d": 5}, {"a": "x"}, {"b": "x"}, {"d": 6}],
+    )
+
+
+def test_a_reference_to_no_schema_is_any_json_as_the_server_reads_it() -> None:
+    # `#/$defs` is the map of definitions, no schema: the server reads it as a schema of
+    # keywords it does not know, which accepts anything. The document says the same (and is
+    # served, rather than refused: the workflow runs, and a client should be generated).
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "all": {"$ref": "#/$defs"},
+            "props": {"$ref": "#/properties"},
+            "known": {"$ref": "#/$defs/n"},
+        },
+        "$defs": {"n": {"type": "integer"}},
+    }
+    doc = _checked(schema)
+    schemas = _schemas(doc)
+    assert _inputs_ref(doc, "all") == _inputs_ref(doc, "props") == "OrderAny"
+    assert set(schemas["OrderAny"]) == {"title", "description"}
+    _agree(doc, schema, [{"all": 1, "props": "x"}, {"all": None}, {"known": "x"}])
+
+
+def test_a_built_document_is_kept_per_tenant_version_pin_and_base_url(monkeypatch: Any) -> None:
+    builds: list[int] = []
+
+    def counting(**kwargs: Any) -> dict[str, Any]:
+        builds.append(threading.get_ident())
+        return workflow_document(**kwargs)
+
+    monkeypatch.setattr(workflows_routes, "workflow_document", counting)
+    runtime = SimpleNamespace(definitions=SimpleNamespace(of=lambda _: DEMO), settings=Limits())
+    app = SimpleNamespace(state=SimpleNamespace())
+
+    def record(tenant: str = "t1", version: int = 1) -> WorkflowRecord:
+        return WorkflowRecord(
+            tenant_id=tenant,
+            workflow_id="studio-portrait",
+            version=version,
+            name=DEMO.name,
+            definition_json="{}",
+            definition_hash="h",
+            created_at=datetime.now(UTC),
+        )
+
+    def get(rec: WorkflowRecord, pinned: bool = False, base: str = "http://a/") -> Any:
+        request = SimpleNamespace(base_url=base, app=app)
+        response = asyncio.run(
+            workflows_routes._openapi(cast(Any, runtime), cast(Any, request), rec, pinned=pinned)
+        )
+        assert response.media_type == "application/json"
+        return json.loads(bytes(response.body))
+
+    first = get(record())
+    assert get(record()) == first
+    assert len(builds) == 1
+    assert threading.get_ident() not in builds  # built in a worker thread, off the event loop
+    validate(first)
+    assert first["servers"] == [{"url": "http://a"}]
+    # Anything the document depends on is another document.
+    get(record(tenant="t2"))
+    get(record(version=2))
+    get(record(), pinned=True)
+    assert get(record(), base="http://b/")["servers"] == [{"url": "http://b"}]
+    assert len(builds) == 5
+    get(record(version=2))
+    assert len(builds) == 5
+
+
+def test_the_document_cache_is_bounded_least_recently_used_out() -> None:
+    cache = DocumentCache(size=2)
+    keys = [("t", "w", version, False, "http://a/", "h") for version in (1, 2, 3)]
+    cache.put(keys[0], b"1")
+    cache.put(keys[1], b"2")
+    assert cache.get(keys[0]) == b"1"  # now the most recently used
+    cache.put(keys[2], b"3")
+    assert cache.get(keys[1]) is None
+    assert cache.get(keys[0]) == b"1"
+    assert cache.get(keys[2]) == b"3"
+    assert len(cache.bodies) == 2

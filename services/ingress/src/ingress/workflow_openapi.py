@@ -11,8 +11,10 @@ Pure: the definition, its id and version, the server's base URL and limits in, a
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from typing import Any
+from urllib.parse import quote, unquote
 
 from contracts.api import RunRequest
 from contracts.run import RunResource
@@ -40,28 +42,55 @@ def _camel(text: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in re.split(r"[^A-Za-z0-9]+", text) if w)
 
 
+REVERSIBLE_ID = re.compile(r"[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*")
+"""Ids whose PascalCase form gives them back (split before each capital, lower, join with
+`-`): no two of them share a name. Any other id (`a_b`, `A-B`, `3d-order`) may share its name
+with another, so its name carries a hash of the id."""
+
+
 def pascal(text: str) -> str:
-    """A name a generator can turn into a class name: `studio-portrait` → `StudioPortrait`."""
+    """A name a generator can turn into a class name: `studio-portrait` → `StudioPortrait`.
+
+    Documents of different workflows never share a name (a client may hold several):
+    `a-b` → `AB`, while `a_b`, `a.b` and `A-B` get `AB_` and a hash of their id. `_` appears in
+    no name of a reversible id, so a hashed name is never another workflow's plain one."""
     name = _camel(text)
+    if REVERSIBLE_ID.fullmatch(text):
+        return name
     if not name or name[0].isdigit():
         name = "Workflow" + name
-    return name
+    return f"{name}_{hashlib.sha256(text.encode()).hexdigest()[:6]}"
 
 
 def _unescape(segment: str) -> str:
-    return segment.replace("~1", "/").replace("~0", "~")
+    # A pointer in a URI fragment is percent-encoded first (RFC 6901 §6), as registration
+    # reads it: `#/$defs/a%20b` is the def `a b`.
+    return unquote(segment).replace("~1", "/").replace("~0", "~")
 
 
-def _escape(segment: str) -> str:
-    return segment.replace("~", "~0").replace("/", "~1")
+def _component_ref(name: str) -> str:
+    """The reference to component `name`, written as a URI fragment (RFC 6901 §6)."""
+    return REF.format(model=quote(name.replace("~", "~0").replace("/", "~1"), safe=""))
+
+
+def _boolean_schema(value: bool) -> dict[str, Any]:
+    # A component has to be an object to carry a title, and some generators read only objects.
+    return {} if value else {"not": {}}
+
+
+Location = tuple[str, tuple[str, ...]]
+"""A schema inside the input schema: the component it is in and the path to it there."""
 
 
 class _InputSchemas:
     """The input schema as components. Generators follow only references to a whole component
     (`#/components/schemas/<name>`), and `#` of the document is no longer the schema's root:
-    its `$defs` become components of their own, a reference into a schema (`#/properties/x`)
-    gets the schema it points at as a component of its own, and every local reference is
-    rewritten to name a component."""
+    its `$defs` become components of their own, a schema a reference points into
+    (`#/properties/x`, or `#name` of an `$anchor`) becomes a component of its own, written
+    once (where it was, a reference to it), and every local reference names a component.
+
+    A subschema with its own `$id` is another resource whose references point into itself: it
+    is kept as it is."""
 
     def __init__(self, root_name: str, prefix: str, taken: set[str]) -> None:
         self.root_name = root_name
@@ -69,8 +98,10 @@ class _InputSchemas:
         self.taken = taken
         self.defs: dict[str, str] = {}
         self.sources: dict[str, Any] = {}
-        self.hoisted: dict[tuple[str, tuple[str, ...]], str] = {}
-        self.pending: list[tuple[str, Any]] = []
+        self.anchors: dict[str, Location] = {}
+        self.hoisted: dict[Location, str] = {}
+        self.refs: dict[str, str] = {}
+        self.any_name: str | None = None
 
     def _unique(self, base: str) -> str:
         name, n = base, 2
@@ -89,70 +120,159 @@ class _InputSchemas:
         defs = defs if isinstance(defs, dict) else {}
         self.defs = {key: self._unique(self.prefix + (_camel(key) or "Def")) for key in defs}
         self.sources = {self.root_name: root, **{self.defs[k]: v for k, v in defs.items()}}
-        out = {name: self._rewrite(source) for name, source in self.sources.items()}
-        while self.pending:
-            name, source = self.pending.pop()
-            out[name] = self._rewrite(source)
+        for name, source in self.sources.items():
+            self._collect_anchors(name, (), source)
+        # Every reference is resolved before anything is written, so that a schema that is
+        # referenced is written as a reference to its component wherever it occurs.
+        for source in self.sources.values():
+            for ref in _local_refs(source):
+                self.refs.setdefault(ref, self._target(ref))
+        out = {name: self._write((name, ()), source) for name, source in self.sources.items()}
+        for location, name in self.hoisted.items():
+            out[name] = self._write(location, self._at(location)[0])
+        if self.any_name is not None:
+            out[self.any_name] = {
+                "description": "Any JSON value: the input schema refers here to something that"
+                " is not a schema (such as `#/$defs` itself), which the server reads as a"
+                " schema without keywords, so it accepts anything."
+            }
         for name, sub in out.items():
-            if isinstance(sub, dict):
-                sub.setdefault("title", name)
+            sub.setdefault("title", name)
         return out
 
-    def _ref(self, ref: str) -> str:
-        if ref != "#" and not ref.startswith("#/"):
-            return ref  # an anchor (`#name`): resolved by name, wherever the schema now is
-        segments = [_unescape(s) for s in ref[2:].split("/")] if ref.startswith("#/") else []
-        if len(segments) >= 2 and segments[0] == "$defs" and segments[1] in self.defs:
-            target, rest = self.defs[segments[1]], tuple(segments[2:])
-        else:
-            target, rest = self.root_name, tuple(segments)
-        if rest:
-            hoisted = self._hoist(target, rest)
-            if hoisted is None:
-                return "/".join([REF.format(model=target), *(_escape(s) for s in rest)])
-            target = hoisted
-        return REF.format(model=target)
+    def _collect_anchors(self, component: str, path: tuple[str, ...], node: Any) -> None:
+        """Where each `$anchor` is, found as registration finds them (everywhere but data)."""
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                self._collect_anchors(component, (*path, str(i)), item)
+        elif isinstance(node, dict):
+            for keyword in ("$anchor", "$dynamicAnchor"):
+                if isinstance(node.get(keyword), str):
+                    self.anchors.setdefault(node[keyword], (component, path))
+            for key, value in node.items():
+                if key not in DATA_KEYWORDS:
+                    self._collect_anchors(component, (*path, key), value)
 
-    def _hoist(self, target: str, rest: tuple[str, ...]) -> str | None:
-        """The component holding the schema at `rest` inside component `target`."""
-        if (target, rest) in self.hoisted:
-            return self.hoisted[(target, rest)]
-        node: Any = self.sources[target]
-        for segment in rest:
+    def _location(self, ref: str) -> Location | None:
+        if ref == "#":
+            return self.root_name, ()
+        if ref.startswith("#/"):
+            path = tuple(_unescape(s) for s in ref[2:].split("/"))
+            if len(path) >= 2 and path[0] == "$defs" and path[1] in self.defs:
+                return self.defs[path[1]], path[2:]
+            return self.root_name, path
+        if ref.startswith("#"):
+            return self.anchors.get(unquote(ref[1:]))
+        return None  # not local: registration refuses it
+
+    def _at(self, location: Location) -> tuple[Any, bool, bool]:
+        """The value at `location`, whether it is a schema (not a map of names, not data),
+        and whether it is inside a subschema with an `$id` of its own."""
+        component, path = location
+        node: Any = self.sources[component]
+        # What the segment leading here is: a keyword of a schema, a name in a map of names
+        # (`properties`, …), or inside data (`enum`, …).
+        kind, in_resource = "schema", False
+        for segment in path:
+            in_resource = in_resource or (isinstance(node, dict) and "$id" in node)
             if isinstance(node, dict) and segment in node:
                 node = node[segment]
             elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
                 node = node[int(segment)]
             else:
-                return None  # registration refuses such references; never reached
-        if not isinstance(node, dict):
-            return None
-        words = [s for s in rest if s not in NAMED_SCHEMAS and not s.isdigit()]
-        name = self._unique(target + (_camel("-".join(words)) or "Part"))
-        self.hoisted[(target, rest)] = name
-        self.pending.append((name, node))
-        return name
+                return None, False, in_resource
+            if kind == "names":
+                kind = "schema"
+            elif kind == "schema" and segment in DATA_KEYWORDS:
+                kind = "data"
+            elif kind == "schema" and segment in NAMED_SCHEMAS:
+                kind = "names"
+        return node, kind == "schema" and isinstance(node, dict | bool), in_resource
 
-    def _rewrite(self, node: Any) -> Any:
+    def _target(self, ref: str) -> str:
+        """The component `ref` names (hoisting what it points at if need be)."""
+        location = self._location(ref)
+        if location is not None and not location[1]:
+            return location[0]
+        if location is None or not self._at(location)[1]:
+            # `#/$defs` (a map of names) and the like: the server reads such a value as a schema
+            # whose keywords it does not know, which accepts anything; so does the document.
+            # Refusing the document would leave a workflow that runs without a client.
+            if self.any_name is None:
+                self.any_name = self._unique(self.prefix + "Any")
+            return self.any_name
+        if location not in self.hoisted:
+            component, rest = location
+            words = [s for s in rest if s not in NAMED_SCHEMAS and not s.isdigit()]
+            self.hoisted[location] = self._unique(component + (_camel("-".join(words)) or "Part"))
+        return self.hoisted[location]
+
+    def _write(self, location: Location, node: Any) -> dict[str, Any]:
+        """Component `node`, found at `location`."""
+        if isinstance(node, bool):
+            return _boolean_schema(node)
+        if location[1] and self._at(location)[2]:
+            # Inside another resource, which stays as it is: this copy of part of it drops what
+            # would then be in the document twice, its identifiers.
+            copied: dict[str, Any] = _without_identifiers(node)
+            return copied
+        out: dict[str, Any] = self._rewrite(location, node, top=True)
+        return out
+
+    def _rewrite(self, location: Location, node: Any, *, top: bool = False) -> Any:
         """A copy of schema `node` with its local references rewritten; values that are data
         (`const`, `enum`, …) are copied as they are, whatever they look like."""
+        component, path = location
+        if not top and location in self.hoisted:
+            return {"$ref": _component_ref(self.hoisted[location])}
         if isinstance(node, list):
-            return [self._rewrite(item) for item in node]
+            return [self._rewrite((component, (*path, str(i))), v) for i, v in enumerate(node)]
         if not isinstance(node, dict):
             return node
         if "$id" in node:
-            return node  # a resource of its own: its references point into itself
+            return copy.deepcopy(node)  # a resource of its own: its references point into itself
         out: dict[str, Any] = {}
         for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                out[key] = self._ref(value)
+            if key == "$anchor":
+                continue  # every `#name` now names a component: the anchor is no longer needed
+            if key == "$ref" and isinstance(value, str) and value in self.refs:
+                out[key] = _component_ref(self.refs[value])
             elif key in DATA_KEYWORDS:
-                out[key] = value
+                out[key] = copy.deepcopy(value)
             elif key in NAMED_SCHEMAS and isinstance(value, dict):
-                out[key] = {name: self._rewrite(sub) for name, sub in value.items()}
+                out[key] = {
+                    name: self._rewrite((component, (*path, key, name)), sub)
+                    for name, sub in value.items()
+                }
             else:
-                out[key] = self._rewrite(value)
+                out[key] = self._rewrite((component, (*path, key)), value)
         return out
+
+
+def _local_refs(node: Any) -> list[str]:
+    """The `$ref`s of schema `node` that point into the input schema (not into a subschema
+    with an `$id`, which has references of its own), data left out."""
+    if isinstance(node, list):
+        return [ref for item in node for ref in _local_refs(item)]
+    if not isinstance(node, dict) or "$id" in node:
+        return []
+    refs = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+    for key, value in node.items():
+        if key not in DATA_KEYWORDS:
+            refs.extend(_local_refs(value))
+    return refs
+
+
+def _without_identifiers(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_identifiers(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: copy.deepcopy(value) if key in DATA_KEYWORDS else _without_identifiers(value)
+        for key, value in node.items()
+        if key not in ("$id", "$anchor", "$dynamicAnchor")
+    }
 
 
 def _model_schemas(schemas: dict[str, Any], model: type[RunRequest] | type[RunResource]) -> None:

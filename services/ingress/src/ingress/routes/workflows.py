@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,6 +30,10 @@ from ingress.workflow_openapi import workflow_document
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
 MAX_CHAIN_FETCH = 200
+OPENAPI_CACHE_SIZE = 256
+"""Workflow documents kept built: a few kilobytes each."""
+
+DocumentKey = tuple[str, str, int, bool, str, str]
 
 WorkflowIdPath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", description="Your name for it.")
@@ -180,7 +185,7 @@ async def get_workflow_version(
 @router.get("/{workflow_id}/openapi.json", response_class=JSONResponse, responses=OPENAPI_RESPONSES)
 async def get_workflow_openapi(
     workflow_id: WorkflowIdPath, request: Request, tenant_id: TenantId, runtime: RuntimeDep
-) -> JSONResponse:
+) -> Response:
     """The OpenAPI document of running the latest version of this workflow."""
     record = await runtime.workflows.latest(tenant_id, workflow_id)
     if record is None:
@@ -199,7 +204,7 @@ async def get_workflow_version_openapi(
     request: Request,
     tenant_id: TenantId,
     runtime: RuntimeDep,
-) -> JSONResponse:
+) -> Response:
     """The OpenAPI document of running this version of the workflow (requests name it)."""
     record = await runtime.workflows.get(tenant_id, workflow_id, version)
     if record is None:
@@ -209,18 +214,70 @@ async def get_workflow_version_openapi(
     return await _openapi(runtime, request, record, pinned=True)
 
 
+class DocumentCache:
+    """Built workflow documents (their JSON), least recently used first out.
+
+    A version is immutable, so its document only changes with what the key holds: who asks,
+    which version, whether the document is pinned to it, and the base URL it names. Read and
+    written on the event loop only, so it needs no lock."""
+
+    def __init__(self, size: int = OPENAPI_CACHE_SIZE) -> None:
+        self.size = size
+        self.bodies: OrderedDict[DocumentKey, bytes] = OrderedDict()
+
+    def get(self, key: DocumentKey) -> bytes | None:
+        body = self.bodies.get(key)
+        if body is not None:
+            self.bodies.move_to_end(key)
+        return body
+
+    def put(self, key: DocumentKey, body: bytes) -> None:
+        self.bodies[key] = body
+        self.bodies.move_to_end(key)
+        while len(self.bodies) > self.size:
+            self.bodies.popitem(last=False)
+
+
+def _document_cache(request: Request) -> DocumentCache:
+    # One per application (not per process): an application's store and limits are its own.
+    state = request.app.state
+    cache = getattr(state, "workflow_documents", None)
+    if not isinstance(cache, DocumentCache):
+        cache = state.workflow_documents = DocumentCache()
+    return cache
+
+
 async def _openapi(
     runtime: Runtime, request: Request, record: WorkflowRecord, *, pinned: bool
-) -> JSONResponse:
-    # Checking whether `{}` passes the input schema evaluates a tenant's schema: off the loop.
-    doc = await run_in_threadpool(
-        lambda: workflow_document(
-            workflow_id=record.workflow_id,
-            version=record.version,
-            definition=runtime.definitions.of(record),
-            base_url=str(request.base_url),
-            pinned=pinned,
-            limits=runtime.settings,
-        )
+) -> Response:
+    base_url = str(request.base_url)
+    key: DocumentKey = (
+        record.tenant_id,
+        record.workflow_id,
+        record.version,
+        pinned,
+        base_url,
+        # Versions are never deleted, so never reused; the hash makes sure all the same.
+        record.definition_hash,
     )
-    return JSONResponse(doc)
+    cache = _document_cache(request)
+    body = cache.get(key)
+    if body is None:
+        # Building it evaluates a tenant's schema (does `{}` pass?): off the loop, and so is
+        # rendering it as JSON.
+        body = await run_in_threadpool(_render, runtime, record, base_url, pinned)
+        cache.put(key, body)
+    return Response(body, media_type="application/json")
+
+
+def _render(runtime: Runtime, record: WorkflowRecord, base_url: str, pinned: bool) -> bytes:
+    doc = workflow_document(
+        workflow_id=record.workflow_id,
+        version=record.version,
+        definition=runtime.definitions.of(record),
+        base_url=base_url,
+        pinned=pinned,
+        limits=runtime.settings,
+    )
+    # The bytes a JSONResponse of it would send, so a cached answer is the same answer.
+    return bytes(JSONResponse(doc).body)
