@@ -7,12 +7,13 @@ with Client() as client:  # WORKFLOW_API_URL, WORKFLOW_API_KEY
     run.outputs["square"].download("square.png")
 """
 
-from workflow_client._core import RetryPolicy
+from workflow_client._core import AsyncEventStream, EventStream, RetryPolicy
 from workflow_client.aio import AsyncClient
 from workflow_client.client import Client, verify_webhook
 from workflow_client.errors import (
     BadRequest,
     Conflict,
+    DownloadError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -29,9 +30,12 @@ from workflow_client.models import Output, Outputs, Run, RunEvent, RunStatus
 
 __all__ = [
     "AsyncClient",
+    "AsyncEventStream",
     "BadRequest",
     "Client",
     "Conflict",
+    "DownloadError",
+    "EventStream",
     "Forbidden",
     "InvalidInput",
     "NotFound",

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import mimetypes
 import os
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import httpx
 from contracts.run import RunResource
 
-from workflow_client.errors import Unreachable, WorkflowAPIError, error_for
+from workflow_client.errors import Unreachable, WaitTimeout, WorkflowAPIError, error_for
 from workflow_client.models import Run, RunEvent, parse
 
 DEFAULT_URL = "http://127.0.0.1:38000"
@@ -25,6 +27,30 @@ DEFAULT_URL = "http://127.0.0.1:38000"
 # 202; asking for more is pointless, and the HTTP read timeout must outlast what is asked.
 SERVER_WAIT_SECONDS = 60
 RETRIED_STATUSES = frozenset({429, 503})
+
+
+def now() -> float:
+    """The clock of deadlines (monotonic); a function so that tests can move it."""
+    return time.monotonic()
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until `deadline` (a `now()` value); `WaitTimeout` once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - now()
+    if left <= 0:
+        raise WaitTimeout(None)
+    return left
+
+
+def capped(pause: float, deadline: float | None) -> float:
+    """`pause`, but no longer than the time left before `deadline`."""
+    return pause if deadline is None else max(0.0, min(pause, deadline - now()))
+
+
+def passed(deadline: float | None) -> bool:
+    return deadline is not None and now() >= deadline
 
 
 @dataclass(frozen=True)
@@ -53,7 +79,7 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class Config:
     base_url: str
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     timeout: float
     retry: RetryPolicy
 
@@ -90,18 +116,32 @@ class Request:
 
     @property
     def replayable(self) -> bool:
-        """Whether a try that may have reached the server can be made again safely."""
+        """Whether a try that may have reached the server (a read timeout, a connection lost
+        after sending) can be made again safely: reads, PUT (an identical definition adds no
+        version) and requests with an Idempotency-Key (runs). Not an upload (`POST
+        /v1/assets` would store it twice) nor a cancel."""
         return self.method in ("GET", "PUT", "HEAD") or "Idempotency-Key" in self.headers
 
-    def send_kwargs(self) -> dict[str, Any]:
+    def send_kwargs(self, default_timeout: float, deadline: float | None) -> dict[str, Any]:
+        """httpx's arguments; every timeout of the try is cut to the time left before
+        `deadline` (`WaitTimeout` when none is left)."""
         kwargs: dict[str, Any] = {"params": self.params, "headers": self.headers}
         if self.json is not None:
             kwargs["json"] = self.json
         if self.content is not None:
             kwargs["content"] = self.content
-        if self.timeout is not None:
-            kwargs["timeout"] = self.timeout
+        timeout = self.timeout
+        left = time_left(deadline)
+        if left is not None:
+            timeout = min(timeout if timeout is not None else default_timeout, left)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
         return kwargs
+
+
+def may_have_arrived(exc: httpx.TransportError) -> bool:
+    """Whether the server may have received (part of) the request before `exc`."""
+    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -132,6 +172,67 @@ def problem_of(response: httpx.Response) -> WorkflowAPIError:
 
 def unreachable(exc: httpx.TransportError, url: str) -> WorkflowAPIError:
     return Unreachable(0, f"cannot reach {url}", f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+
+def stream_lost(run_id: str, cause: str) -> WorkflowAPIError:
+    return Unreachable(0, f"lost the event stream of {run_id}", cause)
+
+
+class EventStream(Iterator[RunEvent]):
+    """A run's events (`runs.stream`): iterate it; `with` (or `close()`) closes the
+    connection when you stop before the run has ended."""
+
+    def __init__(self, events: Generator[RunEvent, None, None]) -> None:
+        self._events = events
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> RunEvent:
+        return next(self._events)
+
+    def close(self) -> None:
+        self._events.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncEventStream(AsyncIterator[RunEvent]):
+    """`EventStream` for asyncio: `async with client.runs.stream(id) as events: async for …`
+    closes the connection on `break` (as does `contextlib.aclosing` or `await aclose()`);
+    a bare `async for` leaves that to the garbage collector."""
+
+    def __init__(self, events: AsyncGenerator[RunEvent, None]) -> None:
+        self._events = events
+
+    def __aiter__(self) -> AsyncEventStream:
+        return self
+
+    async def __anext__(self) -> RunEvent:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    async def __aenter__(self) -> AsyncEventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 def run_request(
@@ -165,7 +266,8 @@ def run_request(
     if wait is None or wait <= 0:
         headers["Prefer"] = "respond-async"
     else:
-        seconds = max(1, min(int(wait), SERVER_WAIT_SECONDS))
+        # A second less than the caller's own deadline: the server's 202 must come before it.
+        seconds = max(1, min(math.floor(wait) - 1, SERVER_WAIT_SECONDS))
         headers["Prefer"] = f"wait={seconds}"
         http_timeout = seconds + 30.0
     return Request(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,21 +13,28 @@ import httpx
 from contracts.api import AssetResource, RunList, WebhookSecret, WorkflowList, WorkflowResource
 from httpx_sse import aconnect_sse
 
+from workflow_client import _core
 from workflow_client._core import (
+    RETRIED_STATUSES,
+    AsyncEventStream,
     Config,
     Request,
     RetryPolicy,
+    capped,
     definition_of,
     list_params,
+    may_have_arrived,
+    passed,
     problem_of,
     retry_after,
     run_request,
+    stream_lost,
     to_event,
     to_run,
     unreachable,
     upload_body,
 )
-from workflow_client.client import POLL_FIRST, POLL_MAX, verify_webhook
+from workflow_client.client import POLL_FIRST, POLL_MAX, next_cursor, verify_webhook
 from workflow_client.errors import RateLimited, Unavailable, WaitTimeout
 from workflow_client.models import Run, RunEvent, parse
 
@@ -76,37 +82,37 @@ class AsyncClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, request: Request) -> httpx.Response:
-        """As `Client._send`: retries per the policy, typed errors."""
+    async def _send(self, request: Request, deadline: float | None = None) -> httpx.Response:
+        """As `Client._send`: retries per the policy, typed errors, the deadline kept."""
         attempt = 0
         while True:
             attempt += 1
+            kwargs = request.send_kwargs(self.config.timeout, deadline)
             try:
-                response = await self._http.request(
-                    request.method, request.path, **request.send_kwargs()
-                )
+                response = await self._http.request(request.method, request.path, **kwargs)
             except httpx.TransportError as exc:
-                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if passed(deadline):
+                    raise WaitTimeout(None) from exc
                 pause = (
                     None
-                    if sent and not request.replayable
+                    if may_have_arrived(exc) and not request.replayable
                     else self.config.retry.delay(attempt, None)
                 )
                 if pause is None:
                     raise unreachable(exc, self.config.base_url) from exc
-                await _sleep(pause)
+                await _sleep(capped(pause, deadline))
                 continue
             if response.status_code < 400:
                 return response
-            if response.status_code in (429, 503):
+            if response.status_code in RETRIED_STATUSES:
                 pause = self.config.retry.delay(attempt, retry_after(response))
                 if pause is not None:
-                    await _sleep(pause)
+                    await _sleep(capped(pause, deadline))
                     continue
             raise problem_of(response)
 
-    async def _json(self, request: Request) -> Any:
-        return (await self._send(request)).json()
+    async def _json(self, request: Request, deadline: float | None = None) -> Any:
+        return (await self._send(request, deadline)).json()
 
     async def run(
         self,
@@ -157,8 +163,11 @@ class AsyncRuns:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         wait: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> Run:
-        started = time.monotonic()
+        """As `Runs.create`."""
+        limit = wait if timeout is None else timeout
+        deadline = None if limit is None else _core.now() + limit
         request = run_request(
             workflow_id,
             inputs,
@@ -170,13 +179,20 @@ class AsyncRuns:
             idempotency_key=idempotency_key,
             wait=wait,
         )
-        run = self._run(await self._c._json(request))
+        run = self._run(await self._c._json(request, deadline))
         if wait is None or run.finished:
             return run
-        return await self.wait(run.run_id, timeout=max(0.0, wait - (time.monotonic() - started)))
+        assert deadline is not None
+        left = deadline - _core.now()
+        if left <= 0:
+            raise WaitTimeout(run)
+        return await self.wait(run.run_id, timeout=left)
 
     async def get(self, run_id: str) -> Run:
-        return self._run(await self._c._json(Request("GET", f"/v1/runs/{run_id}")))
+        return await self._get(run_id, None)
+
+    async def _get(self, run_id: str, deadline: float | None) -> Run:
+        return self._run(await self._c._json(Request("GET", f"/v1/runs/{run_id}"), deadline))
 
     async def list(
         self,
@@ -186,6 +202,7 @@ class AsyncRuns:
         page_size: int | None = None,
     ) -> AsyncIterator[Run]:
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             params = list_params(workflow_id, status, page_size, cursor)
             data = await self._c._json(Request("GET", "/v1/runs", params=params))
@@ -194,29 +211,45 @@ class AsyncRuns:
                 yield Run(item, download_timeout=self._c.config.timeout)
             if not page.next_cursor:
                 return
-            cursor = page.next_cursor
+            cursor = next_cursor(page.next_cursor, seen)
 
     async def cancel(self, run_id: str) -> Run:
         return self._run(await self._c._json(Request("POST", f"/v1/runs/{run_id}/cancel")))
 
     async def wait(self, run_id: str, *, timeout: float = 300.0) -> Run:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
+        """As `Runs.wait`."""
+        if timeout <= 0:
+            now = await self.get(run_id)
+            if now.finished:
+                return now
+            raise WaitTimeout(now)
+        deadline = _core.now() + timeout
         pause = POLL_FIRST
+        run: Run | None = None
         while True:
-            run = await self.get(run_id)
-            left = deadline - time.monotonic()
+            try:
+                run = await self._get(run_id, deadline)
+            except WaitTimeout:
+                raise WaitTimeout(run) from None
             if run.finished:
                 return run
+            left = deadline - _core.now()
             if left <= 0:
                 raise WaitTimeout(run)
             await _sleep(min(pause, left))
             pause = min(POLL_MAX, pause * 1.5)
 
-    async def stream(self, run_id: str) -> AsyncIterator[RunEvent]:
-        attempt = 0
+    def stream(self, run_id: str) -> AsyncEventStream:
+        """As `Runs.stream`; use `async with client.runs.stream(id) as events:` so that a
+        `break` closes the connection."""
+        return AsyncEventStream(self._events(run_id))
+
+    async def _events(self, run_id: str) -> AsyncGenerator[RunEvent, None]:
+        failures = 0
+        seen: set[str] = set()
         timeout = httpx.Timeout(self._c.config.timeout, read=None)
         while True:
-            attempt += 1
+            failures += 1
             try:
                 async with aconnect_sse(
                     self._c._http,
@@ -230,7 +263,7 @@ class AsyncRuns:
                         await response.aread()
                         error = problem_of(response)
                         pause = (
-                            self._c.config.retry.delay(attempt, error.retry_after)
+                            self._c.config.retry.delay(failures, error.retry_after)
                             if isinstance(error, RateLimited | Unavailable)
                             else None
                         )
@@ -239,13 +272,21 @@ class AsyncRuns:
                         await _sleep(pause)
                         continue
                     async for sse in source.aiter_sse():
-                        yield to_event(sse.event, sse.data, sse.id, self._c.config.timeout)
-                    return
-            except httpx.ConnectError as exc:
-                pause = self._c.config.retry.delay(attempt, None)
-                if pause is None:
-                    raise unreachable(exc, self._c.config.base_url) from exc
-                await _sleep(pause)
+                        event = to_event(sse.event, sse.data, sse.id, self._c.config.timeout)
+                        if event.id is None or event.id not in seen:
+                            if event.id is not None:
+                                seen.add(event.id)
+                            failures = 1  # news: this try starts a new count
+                            yield event
+                        if event.run is not None and event.run.finished:
+                            return
+                cause = "the stream ended before the run did"
+            except httpx.TransportError as exc:
+                cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            pause = self._c.config.retry.delay(failures, None)
+            if pause is None:
+                raise stream_lost(run_id, cause)
+            await _sleep(pause)
 
 
 class AsyncWorkflows:

@@ -27,6 +27,7 @@ from workflow_client.client import Client
 from workflow_client.errors import (
     BadRequest,
     Conflict,
+    DownloadError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -42,7 +43,7 @@ from workflow_client.models import Run, RunEvent, RunStatus
 
 class ExitCode(IntEnum):
     OK = 0  # done; for `run`/`watch`: the run completed
-    ERROR = 1  # anything else the API refused (e.g. 413 outside uploads), or a bug
+    ERROR = 1  # anything else the API refused, or a bug
     USAGE = 2  # bad arguments (Click's own code), e.g. `-i` without `=`
     FAILED = 3  # the run ended `failed`
     CANCELED = 4  # the run ended `canceled`
@@ -53,6 +54,7 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 9  # 429 after every retry
     TIMEOUT = 10  # the run had not ended when --timeout passed (it keeps running)
     CONFLICT = 11  # 409, e.g. cancelling a run that already completed
+    DOWNLOAD = 12  # the run completed but an output could not be downloaded (--download)
 
 
 _BY_ERROR: list[tuple[type[WorkflowAPIError], ExitCode]] = [
@@ -129,11 +131,14 @@ def _handled(as_json: bool) -> Iterator[None]:
         err.print(f"[red]error:[/red] {exc}", markup=True)
         raise typer.Exit(exit_code_for(exc)) from None
     except WaitTimeout as exc:
-        run: Run = exc.run
-        if as_json:
+        run: Run | None = exc.run
+        if as_json and run is not None:
             _print_json(run.to_dict())
         err.print(f"[yellow]{exc}[/yellow]", markup=True)
         raise typer.Exit(ExitCode.TIMEOUT) from None
+    except DownloadError as exc:  # its message has no presigned query
+        err.print(f"[red]error:[/red] {exc}", markup=True)
+        raise typer.Exit(ExitCode.DOWNLOAD) from None
     except InputError as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True)
         raise typer.Exit(ExitCode.USAGE) from None
@@ -185,30 +190,39 @@ def _events(client: Client, run_id: str, timeout: float) -> Iterator[RunEvent]:
     """The run's events, raising `WaitTimeout` once `timeout` seconds have passed.
 
     The stream is read in a thread: between events only keep-alive comments arrive, which
-    no read timeout would cut, so the deadline is kept by the reader of the queue instead."""
+    no read timeout would cut, so the deadline is kept by the reader of the queue instead.
+    The stream is closed when it ends, or, once the reader stopped early, at its next event
+    (the thread is a daemon: leaving the command closes the connection in any case)."""
     queue: Queue[object] = Queue()
+    stop = threading.Event()
 
     def pump() -> None:
         try:
-            for event in client.runs.stream(run_id):
-                queue.put(event)
+            with client.runs.stream(run_id) as events:
+                for event in events:
+                    if stop.is_set():
+                        return
+                    queue.put(event)
         except BaseException as exc:  # handed to the main thread, which raises it
             queue.put(exc)
         queue.put(_END)
 
     threading.Thread(target=pump, name=f"sse-{run_id}", daemon=True).start()
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            item = queue.get(timeout=max(0.0, deadline - time.monotonic()))
-        except Empty:
-            raise WaitTimeout(client.runs.get(run_id)) from None
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        assert isinstance(item, RunEvent)
-        yield item
+    try:
+        while True:
+            try:
+                item = queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Empty:
+                raise WaitTimeout(client.runs.get(run_id)) from None
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, RunEvent)
+            yield item
+    finally:
+        stop.set()
 
 
 def _watch(client: Client, run_id: str, live_output: bool, timeout: float) -> Run:
@@ -255,7 +269,10 @@ def _watch(client: Client, run_id: str, live_output: bool, timeout: float) -> Ru
             live.update(_steps_table(current, steps, status), refresh=True)
     if final is not None:
         return final
-    return client.runs.wait(run_id, timeout=max(0.0, timeout - (time.monotonic() - started)))
+    left = timeout - (time.monotonic() - started)
+    if left <= 0:
+        raise WaitTimeout(client.runs.get(run_id))
+    return client.runs.wait(run_id, timeout=left)
 
 
 def _show_run(run: Run, downloaded: dict[int, Path]) -> None:
@@ -278,10 +295,7 @@ def _show_run(run: Run, downloaded: dict[int, Path]) -> None:
 def _finish(run: Run, download: Path | None, as_json: bool) -> None:
     downloaded: dict[int, Path] = {}
     if download is not None and run.status is RunStatus.COMPLETED:
-        download.mkdir(parents=True, exist_ok=True)
-        for position, output in enumerate(run.outputs):
-            if output.url:
-                downloaded[position] = output.download(download)
+        downloaded = run.outputs.download(download)
     if as_json:
         _print_json(run.to_dict())
     else:
@@ -340,6 +354,8 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a workflow; by default wait for it, showing its steps as they happen."""
+    if download is not None and not wait:
+        raise typer.BadParameter("--download needs --wait (the default)", param_hint="--download")
     with _handled(as_json), _client(ctx) as client:
         body = build_inputs(inputs or [])
         for item in files or []:
@@ -358,11 +374,14 @@ def run(
             else:
                 out.print(f"{started.run_id}  {started.status.value}")
             raise typer.Exit(ExitCode.OK)
+        # --timeout bounds everything from the run request on, its retries included.
+        started_at = time.monotonic()
         if as_json:
             finished = client.run(workflow_id, body, version=version, timeout=timeout)
         else:
-            started = client.runs.create(workflow_id, body, version=version)
-            finished = _watch(client, started.run_id, err.is_terminal, timeout)
+            started = client.runs.create(workflow_id, body, version=version, timeout=timeout)
+            left = timeout - (time.monotonic() - started_at)
+            finished = _watch(client, started.run_id, err.is_terminal, left)
         _finish(finished, download, as_json)
 
 

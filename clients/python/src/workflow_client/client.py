@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,15 +14,22 @@ import standardwebhooks
 from contracts.api import AssetResource, RunList, WebhookSecret, WorkflowList, WorkflowResource
 from httpx_sse import connect_sse
 
+from workflow_client import _core
 from workflow_client._core import (
+    RETRIED_STATUSES,
     Config,
+    EventStream,
     Request,
     RetryPolicy,
+    capped,
     definition_of,
     list_params,
+    may_have_arrived,
+    passed,
     problem_of,
     retry_after,
     run_request,
+    stream_lost,
     to_event,
     to_run,
     unreachable,
@@ -87,38 +94,43 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, request: Request) -> httpx.Response:
+    def _send(self, request: Request, deadline: float | None = None) -> httpx.Response:
         """The answer to `request`, retrying 429, 503 and lost connections per the policy;
-        a problem answer raises its typed error."""
+        a problem answer raises its typed error. With a `deadline` (a `_core.now()` value)
+        no try or pause outlasts it: `WaitTimeout` once it has passed."""
         attempt = 0
         while True:
             attempt += 1
+            kwargs = request.send_kwargs(self.config.timeout, deadline)
             try:
-                response = self._http.request(request.method, request.path, **request.send_kwargs())
+                response = self._http.request(request.method, request.path, **kwargs)
             except httpx.TransportError as exc:
+                if passed(deadline):
+                    raise WaitTimeout(None) from exc
                 # A request that may have reached the server is only repeated when that is
                 # harmless (reads, and run requests, which carry an Idempotency-Key).
-                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 pause = (
                     None
-                    if sent and not request.replayable
+                    if may_have_arrived(exc) and not request.replayable
                     else self.config.retry.delay(attempt, None)
                 )
                 if pause is None:
                     raise unreachable(exc, self.config.base_url) from exc
-                _sleep(pause)
+                _sleep(capped(pause, deadline))
                 continue
             if response.status_code < 400:
                 return response
-            if response.status_code in (429, 503):
+            # 429 and 503 answer a request the server refused without acting on it: a retry
+            # is safe for every request, an upload included.
+            if response.status_code in RETRIED_STATUSES:
                 pause = self.config.retry.delay(attempt, retry_after(response))
                 if pause is not None:
-                    _sleep(pause)
+                    _sleep(capped(pause, deadline))
                     continue
             raise problem_of(response)
 
-    def _json(self, request: Request) -> Any:
-        return self._send(request).json()
+    def _json(self, request: Request, deadline: float | None = None) -> Any:
+        return self._send(request, deadline).json()
 
     def run(
         self,
@@ -170,31 +182,38 @@ class Runs:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         wait: float | None = None,
+        timeout: float | None = None,
     ) -> Run:
         """Start a run. Without `wait`, answers at once with the queued run; with `wait`
-        seconds, returns the finished run or raises `WaitTimeout` after that long."""
-        started = time.monotonic()
-        run = self._run(
-            self._c._json(
-                run_request(
-                    workflow_id,
-                    inputs,
-                    version=version,
-                    metadata=metadata,
-                    webhook=webhook,
-                    webhook_events=webhook_events,
-                    timeout_seconds=timeout_seconds,
-                    idempotency_key=idempotency_key,
-                    wait=wait,
-                )
-            )
+        seconds, returns the finished run or raises `WaitTimeout` after that long, retries
+        included. `timeout` bounds the call when it does not wait (default: `wait`)."""
+        limit = wait if timeout is None else timeout
+        deadline = None if limit is None else _core.now() + limit
+        request = run_request(
+            workflow_id,
+            inputs,
+            version=version,
+            metadata=metadata,
+            webhook=webhook,
+            webhook_events=webhook_events,
+            timeout_seconds=timeout_seconds,
+            idempotency_key=idempotency_key,
+            wait=wait,
         )
+        run = self._run(self._c._json(request, deadline))
         if wait is None or run.finished:
             return run
-        return self.wait(run.run_id, timeout=max(0.0, wait - (time.monotonic() - started)))
+        assert deadline is not None
+        left = deadline - _core.now()
+        if left <= 0:
+            raise WaitTimeout(run)
+        return self.wait(run.run_id, timeout=left)
 
     def get(self, run_id: str) -> Run:
-        return self._run(self._c._json(Request("GET", f"/v1/runs/{run_id}")))
+        return self._get(run_id, None)
+
+    def _get(self, run_id: str, deadline: float | None) -> Run:
+        return self._run(self._c._json(Request("GET", f"/v1/runs/{run_id}"), deadline))
 
     def list(
         self,
@@ -203,8 +222,10 @@ class Runs:
         status: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[Run]:
-        """Every run of the key's tenant, newest first, fetched a page at a time."""
+        """Every run of the key's tenant, newest first, fetched a page at a time. A cursor
+        the API answers twice raises `WorkflowAPIError` (instead of looping for ever)."""
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             params = list_params(workflow_id, status, page_size, cursor)
             page = parse(RunList, self._c._json(Request("GET", "/v1/runs", params=params)))
@@ -212,34 +233,55 @@ class Runs:
                 yield Run(item, download_timeout=self._c.config.timeout)
             if not page.next_cursor:
                 return
-            cursor = page.next_cursor
+            cursor = next_cursor(page.next_cursor, seen)
 
     def cancel(self, run_id: str) -> Run:
         """Cancel a queued or running run (a finished one raises `Conflict`)."""
         return self._run(self._c._json(Request("POST", f"/v1/runs/{run_id}/cancel")))
 
     def wait(self, run_id: str, *, timeout: float = 300.0) -> Run:
-        """The run once it has ended; `WaitTimeout` (with the run as it is) after `timeout`."""
-        deadline = time.monotonic() + timeout
+        """The run once it has ended; `WaitTimeout` (with the run as it is, None if no answer
+        came) after `timeout` seconds, retries and their pauses included. `timeout=0` looks
+        once."""
+        if timeout <= 0:
+            now = self.get(run_id)
+            if now.finished:
+                return now
+            raise WaitTimeout(now)
+        deadline = _core.now() + timeout
         pause = POLL_FIRST
+        run: Run | None = None
         while True:
-            run = self.get(run_id)
-            left = deadline - time.monotonic()
+            try:
+                run = self._get(run_id, deadline)
+            except WaitTimeout:
+                raise WaitTimeout(run) from None
             if run.finished:
                 return run
+            left = deadline - _core.now()
             if left <= 0:
                 raise WaitTimeout(run)
             _sleep(min(pause, left))
             pause = min(POLL_MAX, pause * 1.5)
 
-    def stream(self, run_id: str) -> Iterator[RunEvent]:
+    def stream(self, run_id: str) -> EventStream:
         """The run's events as they happen (Server-Sent Events): a `run` event with the whole
         run first, then `step.*` and `run.*` events, and a last `run` event once it has
-        ended, after which the iteration stops. For a finished run: that one `run` event."""
-        attempt = 0
+        ended, after which the iteration stops. For a finished run: that one `run` event.
+
+        A lost connection, or a stream that ends before the run did, is opened again (with
+        the retry policy's backoff, its tries counted from the last new event); the server
+        starts each stream with the run as it is, and events already seen (same id) are
+        skipped. `Unreachable` after the last try. `with client.runs.stream(id) as events:`
+        closes the connection when the loop stops early."""
+        return EventStream(self._events(run_id))
+
+    def _events(self, run_id: str) -> Generator[RunEvent, None, None]:
+        failures = 0
+        seen: set[str] = set()
         timeout = httpx.Timeout(self._c.config.timeout, read=None)
         while True:
-            attempt += 1
+            failures += 1
             try:
                 with connect_sse(
                     self._c._http,
@@ -253,7 +295,7 @@ class Runs:
                         response.read()
                         error = problem_of(response)
                         pause = (
-                            self._c.config.retry.delay(attempt, error.retry_after)
+                            self._c.config.retry.delay(failures, error.retry_after)
                             if isinstance(error, RateLimited | Unavailable)
                             else None
                         )
@@ -262,13 +304,29 @@ class Runs:
                         _sleep(pause)
                         continue
                     for sse in source.iter_sse():
-                        yield to_event(sse.event, sse.data, sse.id, self._c.config.timeout)
-                    return
-            except httpx.ConnectError as exc:
-                pause = self._c.config.retry.delay(attempt, None)
-                if pause is None:
-                    raise unreachable(exc, self._c.config.base_url) from exc
-                _sleep(pause)
+                        event = to_event(sse.event, sse.data, sse.id, self._c.config.timeout)
+                        if event.id is None or event.id not in seen:
+                            if event.id is not None:
+                                seen.add(event.id)
+                            failures = 1  # news: this try starts a new count
+                            yield event
+                        if event.run is not None and event.run.finished:
+                            return
+                cause = "the stream ended before the run did"
+            except httpx.TransportError as exc:
+                cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            pause = self._c.config.retry.delay(failures, None)
+            if pause is None:
+                raise stream_lost(run_id, cause)
+            _sleep(pause)
+
+
+def next_cursor(cursor: str, seen: set[str]) -> str:
+    """`cursor`, unless the API already answered it: then following it would loop."""
+    if cursor in seen:
+        raise WorkflowAPIError(0, "the API answered a page cursor twice", f"cursor {cursor!r}")
+    seen.add(cursor)
+    return cursor
 
 
 class Workflows:

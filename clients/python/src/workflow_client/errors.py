@@ -88,11 +88,26 @@ class Unreachable(Unavailable):
 
 
 class WaitTimeout(WorkflowError, TimeoutError):
-    """The run had not ended when the wait's timeout passed; `run` is its last known state."""
+    """The run had not ended when the wait's timeout passed; `run` is its last known state
+    (None when the time ran out before the API answered at all, retries included)."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any = None) -> None:
         self.run = run
-        super().__init__(f"run {run.run_id} is still {run.status} after the wait")
+        if run is None:
+            super().__init__("the timeout passed before the API answered")
+        else:
+            super().__init__(f"run {run.run_id} is still {run.status} after the wait")
+
+
+class DownloadError(WorkflowError):
+    """An output could not be downloaded or saved. The message and `url` name the URL without
+    its query string: a presigned URL's query is its credential (`X-Amz-Signature`)."""
+
+    def __init__(self, message: str, *, output: str, url: str, status: int | None = None) -> None:
+        self.output = output
+        self.url = url
+        self.status = status
+        super().__init__(message)
 
 
 class WebhookVerificationError(WorkflowError):

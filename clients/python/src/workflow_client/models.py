@@ -7,17 +7,24 @@ fields are dropped and the rest is validated again. Every other mismatch still r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import mimetypes
+import os
+import re
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import IO, Any, TypeVar, overload
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from contracts.api import AssetResource, WebhookSecret, WorkflowResource
 from contracts.run import OutputAsset, RunError, RunResource, RunStatus, StepView
 from pydantic import BaseModel, ValidationError
+
+from workflow_client.errors import DownloadError
 
 __all__ = [
     "AssetResource",
@@ -59,6 +66,31 @@ def parse(model: type[M], data: Any) -> M:
 
 
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+_MAX_NAME = 120
+
+
+def safe_file_name(name: str) -> str:
+    """`name` as one file name that stays in its directory: output names come from workflow
+    authors (`../../x`, `/abs` and `a/b` are valid names), so every character but letters,
+    digits, `_`, `.` and `-` becomes `_`, and leading dots too (no `.`, `..` or hidden file)."""
+    safe = re.sub(r"[^\w.-]", "_", name)[:_MAX_NAME]
+    safe = re.sub(r"^\.+", lambda m: "_" * len(m.group()), safe)
+    return safe or "output"
+
+
+def redact(url: str) -> str:
+    """`url` without its query and fragment: a presigned URL's query is its credential."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an invalid URL>"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _scrub(text: str, url: str) -> str:
+    query = urlsplit(url).query
+    text = text.replace(url, redact(url))
+    return text.replace(query, "…") if query else text
 
 
 @dataclass(frozen=True)
@@ -88,13 +120,38 @@ class Output:
     def value(self) -> Any:
         return self.asset.value
 
-    def _target(self, path: str | Path) -> Path:
+    def _name_parts(self) -> tuple[str, str]:
+        content_type = self.asset.content_type or ""
+        ext = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ""
+        suffix = f"-{self.asset.index}" if self.asset.index is not None else ""
+        return safe_file_name(f"{self.asset.name}{suffix}"), re.sub(r"[^\w.-]", "_", ext)
+
+    def file_name(self) -> str:
+        """The name `download(directory)` saves it as: `<name>.<ext>`, `<name>-<index>.<ext>`
+        for a list output, reduced to a safe file name (see `safe_file_name`)."""
+        stem, ext = self._name_parts()
+        return stem + ext
+
+    def _target(self, path: str | Path, taken: set[str] | None = None) -> Path:
         target = Path(path)
-        if target.is_dir():
-            content_type = self.asset.content_type or ""
-            ext = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ""
-            suffix = f"-{self.asset.index}" if self.asset.index is not None else ""
-            target = target / f"{self.asset.name}{suffix}{ext}"
+        if not target.is_dir():
+            return target
+        directory = target
+        stem, ext = self._name_parts()
+        name = stem + ext
+        if taken is not None:
+            counter = 0
+            while name.casefold() in taken:  # casefold: macOS and Windows ignore case
+                counter += 1
+                name = f"{stem}-{counter}{ext}"
+            taken.add(name.casefold())
+        target = directory / name
+        if not target.resolve().is_relative_to(directory.resolve()):
+            raise DownloadError(
+                f"output {self.name!r}: {name!r} is not a file name in {directory}",
+                output=self.name,
+                url=redact(self.asset.url or ""),
+            )
         return target
 
     def _url(self) -> str:
@@ -102,28 +159,75 @@ class Output:
             raise ValueError(f"output {self.name!r} has no URL to download (type {self.type})")
         return self.asset.url
 
-    def download(self, path: str | Path) -> Path:
-        """Save the asset to `path` (a file, or a directory to save it in by its name)."""
-        target, url = self._target(path), self._url()
-        # A presigned URL carries its own authorization: no API key goes to the object store.
-        with httpx.stream("GET", url, timeout=self.timeout) as response:
-            response.raise_for_status()
-            with target.open("wb") as out:
+    def _error(self, exc: Exception, url: str, target: Path) -> DownloadError:
+        status = None
+        if isinstance(exc, httpx.HTTPStatusError):
+            status = exc.response.status_code
+            detail = f"HTTP {status} {exc.response.reason_phrase}".rstrip()
+        elif isinstance(exc, httpx.HTTPError):
+            detail = _scrub(f"{type(exc).__name__}: {exc}".rstrip(": "), url)
+        else:
+            detail = f"cannot write {target}: {exc}"
+        return DownloadError(
+            f"output {self.name!r}: cannot download {redact(url)}: {detail}",
+            output=self.name,
+            url=redact(url),
+            status=status,
+        )
+
+    @staticmethod
+    def _temporary(target: Path) -> tuple[Path, IO[bytes]]:
+        # In the target's directory, so that os.replace is a rename; opened with "x" (a new
+        # file, mode per umask), never through a name an attacker could have prepared.
+        part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
+        return part, part.open("xb")
+
+    def download(self, path: str | Path, *, _taken: set[str] | None = None) -> Path:
+        """Save the asset to `path` (a file, or a directory to save it in under
+        `file_name()`). The bytes go to a temporary file replaced into place once complete:
+        a failed download leaves no partial file and keeps what `path` held. Raises
+        `DownloadError` (no presigned query in its message)."""
+        target, url = self._target(path, _taken), self._url()
+        part: Path | None = None
+        try:
+            part, out = self._temporary(target)
+            # A presigned URL carries its own authorization: no API key goes to the store.
+            with out, httpx.stream("GET", url, timeout=self.timeout) as response:
+                response.raise_for_status()
                 for chunk in response.iter_bytes():
                     out.write(chunk)
+            os.replace(part, target)
+            part = None
+        except (httpx.HTTPError, OSError) as exc:
+            raise self._error(exc, url, target) from None
+        finally:
+            if part is not None:
+                with contextlib.suppress(OSError):
+                    part.unlink()
         return target
 
-    async def adownload(self, path: str | Path) -> Path:
+    async def adownload(self, path: str | Path, *, _taken: set[str] | None = None) -> Path:
         """`download` for asyncio code."""
-        target, url = self._target(path), self._url()
-        async with (
-            httpx.AsyncClient(timeout=self.timeout) as http,
-            http.stream("GET", url) as response,
-        ):
-            response.raise_for_status()
-            with target.open("wb") as out:
-                async for chunk in response.aiter_bytes():
-                    out.write(chunk)
+        target, url = self._target(path, _taken), self._url()
+        part: Path | None = None
+        try:
+            part, out = self._temporary(target)
+            with out:
+                async with (
+                    httpx.AsyncClient(timeout=self.timeout) as http,
+                    http.stream("GET", url) as response,
+                ):
+                    response.raise_for_status()
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+            os.replace(part, target)
+            part = None
+        except (httpx.HTTPError, OSError) as exc:
+            raise self._error(exc, url, target) from None
+        finally:
+            if part is not None:
+                with contextlib.suppress(OSError):
+                    part.unlink()
         return target
 
 
@@ -162,6 +266,30 @@ class Outputs(Sequence[Output]):
     def all(self, name: str) -> list[Output]:
         """Every output of `name` (a list output has several, by `index`)."""
         return [item for item in self._items if item.name == name]
+
+    def download(self, directory: str | Path) -> dict[int, Path]:
+        """Save every output that has a URL in `directory` (created if needed), by position.
+        Names that reduce to the same file name get a counter (`a-0.png`, `a-0-1.png`), so
+        no output overwrites another."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        taken: set[str] = set()
+        return {
+            position: item.download(folder, _taken=taken)
+            for position, item in enumerate(self._items)
+            if item.url
+        }
+
+    async def adownload(self, directory: str | Path) -> dict[int, Path]:
+        """`download` for asyncio code."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (a local directory)
+        taken: set[str] = set()
+        return {
+            position: await item.adownload(folder, _taken=taken)
+            for position, item in enumerate(self._items)
+            if item.url
+        }
 
 
 class Run:
