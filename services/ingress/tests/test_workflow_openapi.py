@@ -489,30 +489,57 @@ def test_boolean_schemas_become_whole_components() -> None:
 
 
 def test_hoisting_writes_identifiers_once_and_leaves_the_definition_alone() -> None:
+    # A subschema with an `$id` is a resource of its own: its references point into it (its
+    # `$defs`, its `#`, its anchors). Each becomes a whole component too; identifiers are
+    # dropped, every reference having become a component name.
+    resource: dict[str, Any] = {
+        "$id": "urn:example:resource",
+        "type": "object",
+        "properties": {
+            "inner": {"type": "integer", "maximum": 5},
+            "small": {"$ref": "#/$defs/small"},
+            "again": {"$ref": "#"},
+            "marked": {"$ref": "#marked"},
+        },
+        "$defs": {
+            "small": {"type": "string", "maxLength": 2},
+            "mark": {"$anchor": "marked", "type": "boolean"},
+        },
+    }
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "tagged": {"$anchor": "tagged", "type": "string", "minLength": 2},
-            "resource": {"$id": "urn:example:resource", "type": "object", "properties": {
-                "inner": {"type": "integer", "maximum": 5}}},
+            "resource": resource,
             "a": {"$ref": "#/properties/tagged"},
             "b": {"$ref": "#tagged"},
             "c": {"$ref": "#/properties/resource"},
             "d": {"$ref": "#/properties/resource/properties/inner"},
         },
-    }  # fmt: skip
+        "$defs": {"small": {"type": "integer"}},
+    }
     doc = _checked(schema)
     text = json.dumps(doc)
-    assert text.count('"$id"') == 1
+    assert '"$id"' not in text
     assert "$anchor" not in text
     schemas = _schemas(doc)
     assert _inputs_ref(doc, "a") == _inputs_ref(doc, "b") == _inputs_ref(doc, "tagged")
     assert _inputs_ref(doc, "c") == _inputs_ref(doc, "resource")
     assert schemas[_inputs_ref(doc, "d")]["maximum"] == 5
+    ok = {"inner": 5, "small": "ab", "again": {"marked": True}, "marked": False}
     _agree(
         doc,
         schema,
-        [{"a": "xy", "b": "xy", "c": {"inner": 5}, "d": 5}, {"a": "x"}, {"b": "x"}, {"d": 6}],
+        [
+            {"a": "xy", "b": "xy", "c": ok, "d": 5, "resource": ok},
+            {"a": "x"},
+            {"b": "x"},
+            {"d": 6},
+            {"c": {"small": 1}},
+            {"c": {"small": "abc"}},
+            {"resource": {"again": {"inner": 6}}},
+            {"resource": {"again": {"marked": 1}}},
+        ],
     )
 
 

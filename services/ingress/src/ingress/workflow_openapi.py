@@ -81,6 +81,15 @@ def _boolean_schema(value: bool) -> dict[str, Any]:
 Location = tuple[str, tuple[str, ...]]
 """A schema inside the input schema: the component it is in and the path to it there."""
 
+REFERENCES = ("$ref", "$dynamicRef")
+IDENTIFIERS = ("$id", "$schema", "$anchor")
+"""Dropped: every reference they served now names a component, so they would only say again
+(or, hoisted, twice) what the document says by its component names."""
+
+
+def _is_resource(node: Any) -> bool:
+    return isinstance(node, dict) and isinstance(node.get("$id"), str)
+
 
 class _InputSchemas:
     """The input schema as components. Generators follow only references to a whole component
@@ -89,18 +98,21 @@ class _InputSchemas:
     (`#/properties/x`, or `#name` of an `$anchor`) becomes a component of its own, written
     once (where it was, a reference to it), and every local reference names a component.
 
-    A subschema with its own `$id` is another resource whose references point into itself: it
-    is kept as it is."""
+    References are resolved as registration resolves them: a subschema with its own `$id` is
+    the root its references point into, and a pointer segment is percent-decoded."""
 
     def __init__(self, root_name: str, prefix: str, taken: set[str]) -> None:
         self.root_name = root_name
+        self.root: Location = (root_name, ())
         self.prefix = prefix
         self.taken = taken
         self.defs: dict[str, str] = {}
+        self.defs_keys: set[tuple[str, ...]] = set()
         self.sources: dict[str, Any] = {}
-        self.anchors: dict[str, Location] = {}
+        self.anchors: dict[Location, dict[str, Location]] = {}
+        self.found: list[tuple[Location, str]] = []
         self.hoisted: dict[Location, str] = {}
-        self.refs: dict[str, str] = {}
+        self.refs: dict[tuple[Location, str], str] = {}
         self.any_name: str | None = None
 
     def _unique(self, base: str) -> str:
@@ -119,14 +131,15 @@ class _InputSchemas:
         defs = root.pop("$defs", None)
         defs = defs if isinstance(defs, dict) else {}
         self.defs = {key: self._unique(self.prefix + (_camel(key) or "Def")) for key in defs}
+        self.defs_keys = {(key,) for key in defs}
         self.sources = {self.root_name: root, **{self.defs[k]: v for k, v in defs.items()}}
         for name, source in self.sources.items():
-            self._collect_anchors(name, (), source)
+            self._collect((name, ()), source, (self.root,))
         # Every reference is resolved before anything is written, so that a schema that is
         # referenced is written as a reference to its component wherever it occurs.
-        for source in self.sources.values():
-            for ref in _local_refs(source):
-                self.refs.setdefault(ref, self._target(ref))
+        for resource, ref in self.found:
+            if (resource, ref) not in self.refs:
+                self.refs[(resource, ref)] = self._target(ref, resource)
         out = {name: self._write((name, ()), source) for name, source in self.sources.items()}
         for location, name in self.hoisted.items():
             out[name] = self._write(location, self._at(location)[0])
@@ -140,58 +153,73 @@ class _InputSchemas:
             sub.setdefault("title", name)
         return out
 
-    def _collect_anchors(self, component: str, path: tuple[str, ...], node: Any) -> None:
-        """Where each `$anchor` is, found as registration finds them (everywhere but data)."""
+    def _collect(self, location: Location, node: Any, resources: tuple[Location, ...]) -> None:
+        """The references in schema `node`, each with the resource it is relative to, and the
+        anchors, each known to every resource it is in (as registration finds them)."""
+        component, path = location
         if isinstance(node, list):
             for i, item in enumerate(node):
-                self._collect_anchors(component, (*path, str(i)), item)
-        elif isinstance(node, dict):
-            for keyword in ("$anchor", "$dynamicAnchor"):
-                if isinstance(node.get(keyword), str):
-                    self.anchors.setdefault(node[keyword], (component, path))
-            for key, value in node.items():
-                if key not in DATA_KEYWORDS:
-                    self._collect_anchors(component, (*path, key), value)
+                self._collect((component, (*path, str(i))), item, resources)
+            return
+        if not isinstance(node, dict):
+            return
+        if _is_resource(node) and location != self.root:
+            resources = (*resources, location)
+        for keyword in ("$anchor", "$dynamicAnchor"):
+            if isinstance(node.get(keyword), str):
+                for resource in resources:
+                    self.anchors.setdefault(resource, {}).setdefault(node[keyword], location)
+        for key, value in node.items():
+            if key in REFERENCES and isinstance(value, str):
+                self.found.append((resources[-1], value))
+            elif key in NAMED_SCHEMAS and isinstance(value, dict):
+                for name, sub in value.items():
+                    self._collect((component, (*path, key, name)), sub, resources)
+            elif key not in DATA_KEYWORDS:
+                self._collect((component, (*path, key)), value, resources)
 
-    def _location(self, ref: str) -> Location | None:
+    def _location(self, ref: str, resource: Location) -> Location | None:
         if ref == "#":
-            return self.root_name, ()
+            return resource
+        component, base = resource
         if ref.startswith("#/"):
             path = tuple(_unescape(s) for s in ref[2:].split("/"))
-            if len(path) >= 2 and path[0] == "$defs" and path[1] in self.defs:
+            if resource == self.root and path[:1] == ("$defs",) and path[1:2] in self.defs_keys:
                 return self.defs[path[1]], path[2:]
-            return self.root_name, path
+            return component, (*base, *path)
         if ref.startswith("#"):
-            return self.anchors.get(unquote(ref[1:]))
+            return self.anchors.get(resource, {}).get(unquote(ref[1:]))
         return None  # not local: registration refuses it
 
-    def _at(self, location: Location) -> tuple[Any, bool, bool]:
+    def _at(self, location: Location) -> tuple[Any, bool, Location]:
         """The value at `location`, whether it is a schema (not a map of names, not data),
-        and whether it is inside a subschema with an `$id` of its own."""
+        and the resource it is in (its references are relative to)."""
         component, path = location
         node: Any = self.sources[component]
+        resource = (component, ()) if _is_resource(node) else self.root
         # What the segment leading here is: a keyword of a schema, a name in a map of names
         # (`properties`, …), or inside data (`enum`, …).
-        kind, in_resource = "schema", False
-        for segment in path:
-            in_resource = in_resource or (isinstance(node, dict) and "$id" in node)
+        kind = "schema"
+        for i, segment in enumerate(path):
             if isinstance(node, dict) and segment in node:
                 node = node[segment]
             elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
                 node = node[int(segment)]
             else:
-                return None, False, in_resource
+                return None, False, resource
             if kind == "names":
                 kind = "schema"
             elif kind == "schema" and segment in DATA_KEYWORDS:
                 kind = "data"
             elif kind == "schema" and segment in NAMED_SCHEMAS:
                 kind = "names"
-        return node, kind == "schema" and isinstance(node, dict | bool), in_resource
+            if kind == "schema" and _is_resource(node):
+                resource = (component, path[: i + 1])
+        return node, kind == "schema" and isinstance(node, dict | bool), resource
 
-    def _target(self, ref: str) -> str:
+    def _target(self, ref: str, resource: Location) -> str:
         """The component `ref` names (hoisting what it points at if need be)."""
-        location = self._location(ref)
+        location = self._location(ref, resource)
         if location is not None and not location[1]:
             return location[0]
         if location is None or not self._at(location)[1]:
@@ -211,68 +239,40 @@ class _InputSchemas:
         """Component `node`, found at `location`."""
         if isinstance(node, bool):
             return _boolean_schema(node)
-        if location[1] and self._at(location)[2]:
-            # Inside another resource, which stays as it is: this copy of part of it drops what
-            # would then be in the document twice, its identifiers.
-            copied: dict[str, Any] = _without_identifiers(node)
-            return copied
-        out: dict[str, Any] = self._rewrite(location, node, top=True)
+        out: dict[str, Any] = self._rewrite(location, node, self._at(location)[2], top=True)
         return out
 
-    def _rewrite(self, location: Location, node: Any, *, top: bool = False) -> Any:
+    def _rewrite(self, location: Location, node: Any, resource: Location, top: bool = False) -> Any:
         """A copy of schema `node` with its local references rewritten; values that are data
         (`const`, `enum`, …) are copied as they are, whatever they look like."""
         component, path = location
         if not top and location in self.hoisted:
             return {"$ref": _component_ref(self.hoisted[location])}
         if isinstance(node, list):
-            return [self._rewrite((component, (*path, str(i))), v) for i, v in enumerate(node)]
+            return [
+                self._rewrite((component, (*path, str(i))), item, resource)
+                for i, item in enumerate(node)
+            ]
         if not isinstance(node, dict):
             return node
-        if "$id" in node:
-            return copy.deepcopy(node)  # a resource of its own: its references point into itself
+        if _is_resource(node) and location != self.root:
+            resource = location
         out: dict[str, Any] = {}
         for key, value in node.items():
-            if key == "$anchor":
-                continue  # every `#name` now names a component: the anchor is no longer needed
-            if key == "$ref" and isinstance(value, str) and value in self.refs:
-                out[key] = _component_ref(self.refs[value])
+            if key in IDENTIFIERS:
+                continue
+            if key in REFERENCES and isinstance(value, str) and (resource, value) in self.refs:
+                out[key] = _component_ref(self.refs[(resource, value)])
             elif key in DATA_KEYWORDS:
                 out[key] = copy.deepcopy(value)
             elif key in NAMED_SCHEMAS and isinstance(value, dict):
                 out[key] = {
-                    name: self._rewrite((component, (*path, key, name)), sub)
+                    name: self._rewrite((component, (*path, key, name)), sub, resource)
                     for name, sub in value.items()
                 }
             else:
-                out[key] = self._rewrite((component, (*path, key)), value)
+                out[key] = self._rewrite((component, (*path, key)), value, resource)
         return out
-
-
-def _local_refs(node: Any) -> list[str]:
-    """The `$ref`s of schema `node` that point into the input schema (not into a subschema
-    with an `$id`, which has references of its own), data left out."""
-    if isinstance(node, list):
-        return [ref for item in node for ref in _local_refs(item)]
-    if not isinstance(node, dict) or "$id" in node:
-        return []
-    refs = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-    for key, value in node.items():
-        if key not in DATA_KEYWORDS:
-            refs.extend(_local_refs(value))
-    return refs
-
-
-def _without_identifiers(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_without_identifiers(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    return {
-        key: copy.deepcopy(value) if key in DATA_KEYWORDS else _without_identifiers(value)
-        for key, value in node.items()
-        if key not in ("$id", "$anchor", "$dynamicAnchor")
-    }
 
 
 def _model_schemas(schemas: dict[str, Any], model: type[RunRequest] | type[RunResource]) -> None:
