@@ -620,3 +620,14 @@ def test_the_document_cache_is_bounded_least_recently_used_out() -> None:
     assert cache.get(keys[0]) == b"1"
     assert cache.get(keys[2]) == b"3"
     assert len(cache.bodies) == 2
+    # Bounded in bytes too: one large document pushes the older ones out.
+    sized = DocumentCache(size=10, max_bytes=5)
+    sized.put(keys[0], b"12")
+    sized.put(keys[1], b"34")
+    sized.put(keys[1], b"56")
+    assert sized.total == 4
+    sized.put(keys[2], b"789")
+    assert list(sized.bodies) == [keys[1], keys[2]]
+    assert sized.total == 5
+    sized.put(keys[0], b"too large")
+    assert (list(sized.bodies), sized.total) == ([], 0)

@@ -83,8 +83,9 @@ Location = tuple[str, tuple[str, ...]]
 
 REFERENCES = ("$ref", "$dynamicRef")
 IDENTIFIERS = ("$id", "$schema", "$anchor")
-"""Dropped: every reference they served now names a component, so they would only say again
-(or, hoisted, twice) what the document says by its component names."""
+"""Dropped: every reference `$id` and `$anchor` served now names a component, so they would
+only say again (or, hoisted, twice) what the component names say; and the server reads every
+schema as 2020-12 whatever its `$schema`."""
 
 
 def _is_resource(node: Any) -> bool:

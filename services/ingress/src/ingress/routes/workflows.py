@@ -31,7 +31,9 @@ router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
 MAX_CHAIN_FETCH = 200
 OPENAPI_CACHE_SIZE = 256
-"""Workflow documents kept built: a few kilobytes each."""
+OPENAPI_CACHE_BYTES = 32 * 1024 * 1024
+"""Workflow documents kept built: most are a few dozen kilobytes, but a definition's
+description alone may be half a megabyte, so the bytes are bounded too."""
 
 DocumentKey = tuple[str, str, int, bool, str, str]
 
@@ -221,8 +223,12 @@ class DocumentCache:
     which version, whether the document is pinned to it, and the base URL it names. Read and
     written on the event loop only, so it needs no lock."""
 
-    def __init__(self, size: int = OPENAPI_CACHE_SIZE) -> None:
+    def __init__(
+        self, size: int = OPENAPI_CACHE_SIZE, max_bytes: int = OPENAPI_CACHE_BYTES
+    ) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.total = 0
         self.bodies: OrderedDict[DocumentKey, bytes] = OrderedDict()
 
     def get(self, key: DocumentKey) -> bytes | None:
@@ -232,10 +238,13 @@ class DocumentCache:
         return body
 
     def put(self, key: DocumentKey, body: bytes) -> None:
+        old = self.bodies.pop(key, None)
+        self.total -= len(old) if old is not None else 0
         self.bodies[key] = body
-        self.bodies.move_to_end(key)
-        while len(self.bodies) > self.size:
-            self.bodies.popitem(last=False)
+        self.total += len(body)
+        while len(self.bodies) > self.size or (self.total > self.max_bytes and self.bodies):
+            _, evicted = self.bodies.popitem(last=False)
+            self.total -= len(evicted)
 
 
 def _document_cache(request: Request) -> DocumentCache:
