@@ -238,3 +238,18 @@ def test_a_limit_that_outlasts_the_tries_is_still_rate_limited_without_a_deadlin
         pytest.raises(RateLimited),
     ):
         client.runs.get(RUN_ID)
+
+
+@respx.mock
+def test_a_timeout_under_two_seconds_starts_at_once_and_polls_until_it(clock: Clock) -> None:
+    post = respx.post(f"{URL}/v1/workflows/wf/run").mock(
+        return_value=httpx.Response(202, json=_run("queued"))
+    )
+    respx.get(f"{URL}/v1/runs/{RUN_ID}").mock(
+        return_value=httpx.Response(200, json=_run("running"))
+    )
+    with Client(URL, "k") as client, pytest.raises(WaitTimeout) as raised:
+        client.run("wf", {}, timeout=1)
+    assert post.calls[0].request.headers["Prefer"] == "respond-async"
+    assert raised.value.run is not None, "the run as it is, to report"
+    assert clock.t - 1000.0 == pytest.approx(1.0)

@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from typer.testing import CliRunner
 from workflow_client import AsyncClient, Client, RetryPolicy, Unreachable
 from workflow_client import aio as async_module
 from workflow_client import client as sync_module
+from workflow_client.cli import ExitCode, app
 
 URL = "http://api.test"
 RUN_ID = "run_" + "0" * 28
@@ -158,3 +160,14 @@ async def test_breaking_out_of_the_async_stream_closes_the_connection() -> None:
                 assert event.type == "run"
                 break
         assert closed == [True], "the connection is closed when the block is left"
+
+
+@respx.mock
+def test_the_cli_watch_follows_a_stream_across_a_lost_connection(pauses: list[float]) -> None:
+    route = respx.get(EVENTS).mock(
+        side_effect=[_ok(_cut_after(SNAPSHOT, STEP)), _ok(SNAPSHOT + STEP + LAST)]
+    )
+    result = CliRunner().invoke(app, ["--url", URL, "--key", "k", "runs", "watch", RUN_ID])
+    assert result.exit_code == ExitCode.OK, result.output
+    assert route.call_count == 2
+    assert f"{RUN_ID}  wf v1  completed" in result.output

@@ -263,11 +263,13 @@ def run_request(
         body["timeoutSeconds"] = timeout_seconds
     headers = {"Idempotency-Key": idempotency_key or f"wfc-{uuid.uuid4()}"}
     http_timeout = None
-    if wait is None or wait <= 0:
+    if wait is None or wait < 2:
+        # Under 2 s the server could not answer before the caller's deadline: the client
+        # polls instead (`runs.wait`).
         headers["Prefer"] = "respond-async"
     else:
         # A second less than the caller's own deadline: the server's 202 must come before it.
-        seconds = max(1, min(math.floor(wait) - 1, SERVER_WAIT_SECONDS))
+        seconds = min(math.floor(wait) - 1, SERVER_WAIT_SECONDS)
         headers["Prefer"] = f"wait={seconds}"
         http_timeout = seconds + 30.0
     return Request(
