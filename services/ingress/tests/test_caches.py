@@ -58,6 +58,22 @@ async def test_a_key_and_an_unknown_key_are_read_once_per_ttl() -> None:
     assert keys.reads == 2
 
 
+async def test_a_key_whose_entry_expires_while_it_is_looked_up_is_read_again() -> None:
+    # The clock moves on every look at it: an entry that a membership test finds alive can
+    # be expired by the time it is read (schemathesis saw that as a 500).
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.6
+        return now[0]
+
+    keys = Keys()
+    cached = CachedKeys(keys, ttl=1, timer=clock)  # type: ignore[arg-type]
+    for _ in range(20):
+        assert await cached.tenant_of("good") == "t"
+        assert await cached.tenant_of("bad") is None
+
+
 async def test_versions_are_read_once_and_a_new_version_is_seen_after_forget() -> None:
     repo = Workflows()
     cached = CachedWorkflows(repo, ttl=60)  # type: ignore[arg-type]

@@ -10,6 +10,10 @@ retrying a wrong key costs one read a second, not one per request.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import cast
+
 from cachetools import LRUCache, TTLCache
 from storage.keys import ApiKeyRepository, KeyGrant
 from storage.tenants import TenantRepository
@@ -21,14 +25,24 @@ from ingress.ratelimit import TenantLimits, resolve
 MAX_ENTRIES = 10_000
 
 
+_MISSING = object()
+
+
 class CachedKeys:
-    def __init__(self, keys: ApiKeyRepository, *, ttl: float) -> None:
+    def __init__(
+        self, keys: ApiKeyRepository, *, ttl: float, timer: Callable[[], float] = time.monotonic
+    ) -> None:
         self._keys = keys
-        self._grants: TTLCache[str, KeyGrant | None] = TTLCache(maxsize=MAX_ENTRIES, ttl=ttl)
+        self._grants: TTLCache[str, KeyGrant | None] = TTLCache(
+            maxsize=MAX_ENTRIES, ttl=ttl, timer=timer
+        )
 
     async def grant(self, key: str) -> KeyGrant | None:
-        if key in self._grants:
-            return self._grants[key]
+        # One lookup: an entry found by `in` may expire before it is read (a 500 seen by
+        # schemathesis), and None is a cached answer (an unknown key), not a miss.
+        cached = self._grants.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cast("KeyGrant | None", cached)
         found = await self._keys.grant(key)
         self._grants[key] = found
         return found
