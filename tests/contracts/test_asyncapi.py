@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import pytest
 from bus import asyncapi, publisher
-from bus.asyncapi import ASYNCAPI_FILE, document, render
+from bus.asyncapi import ASYNCAPI_FILE, document
 from bus.routing import TOPIC_OF
 from bus.topics import Topic
 from contracts.events import EVENT_MODELS, RunCompleted
@@ -24,6 +24,8 @@ from notifier.settings import NotifierSettings
 from orchestrator import app as orchestrator_app
 from orchestrator.settings import OrchestratorSettings
 from pydantic import Field
+
+from contracts.schemas import render
 
 
 def test_the_committed_asyncapi_document_matches_the_publishers() -> None:

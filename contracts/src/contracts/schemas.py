@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,25 @@ def event_schemas() -> dict[str, dict[str, Any]]:
 
 def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def write_or_check(
+    prog: str, path: Path, document: Callable[[], dict[str, Any]], argv: list[str] | None
+) -> int:
+    """The command of a committed document (OpenAPI, AsyncAPI): write it, or with `--check`
+    exit 1 when the file differs from what the code generates."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    args = parser.parse_args(argv)
+    text = render(document())
+    if args.check:
+        current = path.read_text() if path.exists() else ""
+        if current != text:
+            print(f"{path} is stale: run `make schemas`", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    return 0
 
 
 def committed_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:

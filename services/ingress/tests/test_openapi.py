@@ -4,10 +4,12 @@ import pytest
 from fastapi.testclient import TestClient
 from ingress.allow import allowed_methods
 from ingress.app import create_app
-from ingress.openapi import OPENAPI_FILE, document, render
+from ingress.openapi import OPENAPI_FILE, document
 from ingress.openapi_problems import statuses_of
 from ingress.settings import IngressSettings
 from workflow.catalog import CATALOG
+
+from contracts.schemas import render
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 

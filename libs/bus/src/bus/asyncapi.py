@@ -11,7 +11,6 @@ Nothing connects: the broker is only declared.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from faststream.specification import AsyncAPI
 
 from bus.broker import make_broker
 from bus.publisher import declare_publishers
+from contracts.schemas import write_or_check
 
 ASYNCAPI_FILE = Path(__file__).resolve().parents[4] / "contracts" / "asyncapi.json"
 
@@ -54,23 +54,8 @@ def document() -> dict[str, Any]:
     return doc
 
 
-def render(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bus.asyncapi")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
-    args = parser.parse_args(argv)
-    text = render(document())
-    if args.check:
-        current = ASYNCAPI_FILE.read_text() if ASYNCAPI_FILE.exists() else ""
-        if current != text:
-            print(f"{ASYNCAPI_FILE} is stale: run `make schemas`", file=sys.stderr)
-            return 1
-        return 0
-    ASYNCAPI_FILE.write_text(text)
-    return 0
+    return write_or_check("python -m bus.asyncapi", ASYNCAPI_FILE, document, argv)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from contracts.schemas import write_or_check
 from ingress.app import create_app
 from ingress.settings import IngressSettings
 
@@ -18,23 +17,8 @@ def document() -> dict[str, Any]:
     return create_app(IngressSettings()).openapi()
 
 
-def render(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingress.openapi")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
-    args = parser.parse_args(argv)
-    text = render(document())
-    if args.check:
-        current = OPENAPI_FILE.read_text() if OPENAPI_FILE.exists() else ""
-        if current != text:
-            print(f"{OPENAPI_FILE} is stale: run `make schemas`", file=sys.stderr)
-            return 1
-        return 0
-    OPENAPI_FILE.write_text(text)
-    return 0
+    return write_or_check("python -m ingress.openapi", OPENAPI_FILE, document, argv)
 
 
 if __name__ == "__main__":
