@@ -159,10 +159,7 @@ async def list_workflows(tenant_id: TenantId, runtime: RuntimeDep) -> WorkflowLi
 async def get_workflow(
     workflow_id: WorkflowIdPath, tenant_id: TenantId, runtime: RuntimeDep
 ) -> WorkflowResource:
-    record = await runtime.workflows.latest(tenant_id, workflow_id)
-    if record is None:
-        raise ProblemError(404, f"no workflow {workflow_id!r}", kind="not-found")
-    return resource(record)
+    return resource(await _latest(runtime, tenant_id, workflow_id))
 
 
 @router.get(
@@ -176,12 +173,7 @@ async def get_workflow_version(
     tenant_id: TenantId,
     runtime: RuntimeDep,
 ) -> WorkflowResource:
-    record = await runtime.workflows.get(tenant_id, workflow_id, version)
-    if record is None:
-        raise ProblemError(
-            404, f"workflow {workflow_id!r} has no version {version}", kind="not-found"
-        )
-    return resource(record)
+    return resource(await _version(runtime, tenant_id, workflow_id, version))
 
 
 @router.get("/{workflow_id}/openapi.json", response_class=JSONResponse, responses=OPENAPI_RESPONSES)
@@ -189,9 +181,7 @@ async def get_workflow_openapi(
     workflow_id: WorkflowIdPath, request: Request, tenant_id: TenantId, runtime: RuntimeDep
 ) -> Response:
     """The OpenAPI document of running the latest version of this workflow."""
-    record = await runtime.workflows.latest(tenant_id, workflow_id)
-    if record is None:
-        raise ProblemError(404, f"no workflow {workflow_id!r}", kind="not-found")
+    record = await _latest(runtime, tenant_id, workflow_id)
     return await _openapi(runtime, request, record, pinned=False)
 
 
@@ -208,12 +198,26 @@ async def get_workflow_version_openapi(
     runtime: RuntimeDep,
 ) -> Response:
     """The OpenAPI document of running this version of the workflow (requests name it)."""
+    record = await _version(runtime, tenant_id, workflow_id, version)
+    return await _openapi(runtime, request, record, pinned=True)
+
+
+async def _latest(runtime: Runtime, tenant_id: str, workflow_id: str) -> WorkflowRecord:
+    record = await runtime.workflows.latest(tenant_id, workflow_id)
+    if record is None:
+        raise ProblemError(404, f"no workflow {workflow_id!r}", kind="not-found")
+    return record
+
+
+async def _version(
+    runtime: Runtime, tenant_id: str, workflow_id: str, version: int
+) -> WorkflowRecord:
     record = await runtime.workflows.get(tenant_id, workflow_id, version)
     if record is None:
         raise ProblemError(
             404, f"workflow {workflow_id!r} has no version {version}", kind="not-found"
         )
-    return await _openapi(runtime, request, record, pinned=True)
+    return record
 
 
 class DocumentCache:
