@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from e2e_helpers import poll, register
+from bus.topics import Topic
+from e2e_helpers import committed_to_end, poll, register
 from e2e_receiver import Receiver, Reply
 from storage import mongo
 from storage.ids import time_ordered_id
@@ -109,9 +110,9 @@ def test_a_step_lost_with_its_executor_is_re_driven_after_its_timeout_without_a_
             headers={"Prefer": "respond-async"},
         ).json()
         assert receiver.wait_for(lambda: len(receiver.calls("/hang")) == 1, timeout=30)
-        # Past the consumer's 5 s auto-commit: the record is committed, only the orchestrator's
-        # timeout can bring the step back.
-        time.sleep(6)
+        # Once the step request is committed, a new executor does not get it again: only the
+        # orchestrator's timeout can bring the step back.
+        committed_to_end(system, system.env["EXECUTOR_GROUP_ID"], Topic.STEP_REQUESTED)
         executor = system.procs["executor"]
         os.kill(executor.pid, signal.SIGKILL)
         executor.wait(10)

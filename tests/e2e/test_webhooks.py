@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_helpers import register
+from bus.topics import Topic
+from e2e_helpers import committed_to_end, register
 from e2e_receiver import serve_on_receiver_port
 from standardwebhooks import Webhook
 
@@ -165,37 +166,9 @@ def _settled(c: httpx.Client, run_id: str, n: int = 1, timeout: float = 20) -> l
 
 
 def _notifier_caught_up(system: Any, timeout: float = 30) -> None:
-    """Until the notifier has handled every run event published so far (its group's committed
-    offsets reach the topic's end): a delivery an event would wrongly create exists by then."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-    from bus.topics import Topic, topic_name
-
-    bootstrap = system.env["KAFKA_BOOTSTRAP_SERVERS"]
-    topic = topic_name(Topic.RUN_EVENTS, system.env["KAFKA_TOPIC_PREFIX"])
-
-    async def lag() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap)  # no group: reads only
-        await admin.start()
-        await consumer.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(system.env["NOTIFIER_GROUP_ID"])
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            assert partitions, f"no partitions for {topic}"
-            ends = await consumer.end_offsets(partitions)
-            done = {tp: meta.offset for tp, meta in committed.items()}
-            return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
-        finally:
-            await consumer.stop()
-            await admin.close()
-
-    deadline = time.monotonic() + timeout
-    while (left := asyncio.run(lag())) > 0:
-        assert time.monotonic() < deadline, f"the notifier still has {left} run events to handle"
-        time.sleep(0.1)
+    """Until the notifier has handled every run event published so far: a delivery an event
+    would wrongly create exists by then."""
+    committed_to_end(system, system.env["NOTIFIER_GROUP_ID"], Topic.RUN_EVENTS, timeout)
 
 
 def _unscheduled(system: Any, delivery_id: str, timeout: float = 20) -> None:
