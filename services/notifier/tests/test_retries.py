@@ -4,13 +4,13 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from egress.retry_after import parse_retry_after
 from notifier.retries import (
     DEFAULT_SCHEDULE,
     Decision,
     RetrySchedule,
     decide,
     jittered,
-    parse_retry_after,
 )
 from storage.deliveries import DeliveryStatus
 

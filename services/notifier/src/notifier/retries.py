@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 
 from storage.deliveries import DeliveryStatus
-
-MAX_RETRY_AFTER_DIGITS = 9
 
 DEFAULT_SCHEDULE = "0,5,300,1800,7200,18000,36000,50400,72000,86400"
 """Seconds before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h,
@@ -51,32 +47,6 @@ class RetrySchedule:
 
 def jittered(delay: float, fraction: float, rng: random.Random) -> float:
     return max(0.0, delay * (1 + rng.uniform(-fraction, fraction)))
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """`Retry-After` as seconds from `now`: delta-seconds or an HTTP-date; None if absent or
-    unreadable, so the retry schedule applies.
-
-    The value is whatever a receiver sent: httpx decodes header bytes that are not ASCII as
-    latin-1 or UTF-8, and `str.isdigit` accepts digits such as "²" that `float` refuses. So
-    only ASCII is read, a number is at most `MAX_RETRY_AFTER_DIGITS` long, and nothing here
-    raises (an exception would leave the attempt unrecorded, to be sent again and again).
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text.isascii():
-        return None
-    if text.isdigit():
-        # Longer than this is more than 31 years: any later `decide` clamps it anyway.
-        return float(text) if len(text) <= MAX_RETRY_AFTER_DIGITS else float("inf")
-    try:
-        when = parsedate_to_datetime(text)
-        if when.tzinfo is None:
-            return None
-        return max(0.0, (when - now).total_seconds())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 @dataclass(frozen=True)

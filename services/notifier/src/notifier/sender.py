@@ -18,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from bus import logs, metrics, tracing
 from egress import EgressRefused
+from egress.retry_after import parse_retry_after
 from runview import RunRenderer
 from storage.deliveries import Attempt, Claim, Delivery, DeliveryRepository, DeliveryStatus, Due
 from storage.runs import RunRepository
 from storage.tenants import TenantRepository
 
-from notifier.retries import RetrySchedule, decide, parse_retry_after
+from notifier.retries import RetrySchedule, decide
 from notifier.signing import signed_headers, webhook_body
 
 log = logging.getLogger("notifier.sender")
