@@ -69,3 +69,7 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     # Tenancy (`storage.keys`, `storage.usage`): revoking by key id, a tenant's active runs.
     await db.api_keys.create_index([("keyId", ASCENDING)], name="key_id")
     await db.active_runs.create_index([("tenantId", ASCENDING)], name="tenant")
+    # Tenants' provider credentials (`storage.providers`): one document per tenant and provider.
+    await db.provider_credentials.create_index(
+        [("tenantId", ASCENDING), ("name", ASCENDING)], unique=True, name="tenant_name"
+    )

@@ -1,9 +1,11 @@
-"""MongoDB and S3 connection settings, mixed into each service's own settings model."""
+"""MongoDB and S3 connection settings, and the keys of per-tenant provider credentials, mixed
+into each service's own settings model."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from cryptography.fernet import Fernet, MultiFernet
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
@@ -39,3 +41,38 @@ class S3Settings(BaseSettings):
     @property
     def s3_url_expiry(self) -> timedelta:
         return timedelta(seconds=self.s3_url_expiry_seconds)
+
+
+class ProviderSecretsSettings(BaseSettings):
+    """The keys that encrypt tenants' model-provider credentials (`storage.providers`)."""
+
+    provider_credentials_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys: the first encrypts, every one decrypts "
+        "(rotation). Unset: per-tenant provider credentials are disabled.",
+    )
+
+    def provider_fernet(self) -> MultiFernet | None:
+        """The keys as one MultiFernet, or None when none is set. A value that is not a Fernet
+        key raises ValueError naming its position, never the value."""
+        return provider_fernet(self.provider_credentials_keys)
+
+
+def provider_fernet(keys: SecretStr | str | None) -> MultiFernet | None:
+    """`PROVIDER_CREDENTIALS_KEYS` (comma-separated Fernet keys, blanks ignored) as a
+    MultiFernet whose first key encrypts; None when it holds no key."""
+    raw = keys.get_secret_value() if isinstance(keys, SecretStr) else keys or ""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        return None
+    fernets: list[Fernet] = []
+    for position, part in enumerate(parts, start=1):
+        try:
+            fernets.append(Fernet(part))
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"PROVIDER_CREDENTIALS_KEYS: key {position} of {len(parts)} is not a Fernet key "
+                '(32 url-safe base64-encoded bytes); make one with `python -c "from '
+                'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
+            ) from None
+    return MultiFernet(fernets)
