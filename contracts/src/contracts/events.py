@@ -48,6 +48,16 @@ class StepFailure(Contract):
     code: str
     message: str
     retryable: bool = False
+    retry_after_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "How long to wait before trying again, in seconds after the failure (a provider's"
+            " `Retry-After`). Honoured only for a retryable failure that the node's retry policy"
+            " retries, and up to the node's `retry.backoff.maxSeconds`."
+        ),
+    )
 
 
 class RunRequested(EventData):

@@ -34,6 +34,20 @@ class RunError(Contract):
     node_id: str | None = None
 
 
+class StepError(RunError):
+    """A step's (or one of its attempts') error."""
+
+    retry_after_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "The failure's own hint (a provider's `Retry-After`) of how long to wait before"
+            " trying again; the next attempt, if any, is at `nextAttemptAt`."
+        ),
+    )
+
+
 class OutputAsset(Contract):
     """One entry of a run's outputs.
 
@@ -64,7 +78,7 @@ class StepAttempt(Contract):
     """An earlier attempt of a step that failed and was retried."""
 
     attempt: int
-    error: RunError | None = None
+    error: StepError | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -78,7 +92,7 @@ class StepView(Contract):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     next_attempt_at: datetime | None = None
-    error: RunError | None = None
+    error: StepError | None = None
     attempts: list[StepAttempt] = Field(default_factory=list)
     child_run_id: str | None = Field(default=None, description="For `workflow.run` steps.")
     items_total: int | None = Field(default=None, description="For `map` steps.")

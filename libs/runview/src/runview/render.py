@@ -14,12 +14,14 @@ from contracts.run import (
     RunResource,
     RunStatus,
     StepAttempt,
+    StepError,
     StepStatus,
     StepView,
 )
 from storage.runs import RunRecord
 from workflow.definition import WorkflowDefinition
-from workflow.run import RunState, StepError
+from workflow.run import RunState
+from workflow.run import StepError as DomainStepError
 from workflow.state import StepStatus as DomainStepStatus
 
 Presign = Callable[[str], str]
@@ -91,10 +93,15 @@ def _error(view: RunView) -> RunError | None:
     return RunError(code=err.code, message=err.message, node_id=err.node_id)
 
 
-def _step_error(error: StepError | None, node_id: str) -> RunError | None:
+def _step_error(error: DomainStepError | None, node_id: str) -> StepError | None:
     if error is None:
         return None
-    return RunError(code=error.code, message=error.message, node_id=node_id)
+    return StepError(
+        code=error.code,
+        message=error.message,
+        node_id=node_id,
+        retry_after_seconds=error.retry_after_seconds,
+    )
 
 
 def _steps(view: RunView, defn: WorkflowDefinition) -> list[StepView]:
