@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from workflow.catalog import MapParams, MapTemplate, NodeKind, NodeType, get_node_type
@@ -74,6 +74,9 @@ class StepError(RunModel):
     code: str
     message: str
     retryable: bool = False
+    retry_after_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """The failure's own hint (a provider's ``Retry-After``) of how long to wait before the
+    next attempt; see :func:`retry_delay`."""
 
 
 class RunError(RunModel):
@@ -257,18 +260,28 @@ class Decision:
     effects: tuple[Effect, ...] = ()
 
 
-def retry_delay(backoff: Backoff, attempt: int, jitter: float = 1.0) -> float:
+def retry_delay(
+    backoff: Backoff, attempt: int, jitter: float = 1.0, *, retry_after: float | None = None
+) -> float:
     """Seconds between failed attempt ``attempt`` (1-based) and the next one.
 
     ``min(max_seconds, initial_seconds * factor ** (attempt - 1)) * jitter``, where ``jitter``
-    is the caller's random factor in [0.5, 1.5].
+    is the caller's random factor in [0.5, 1.5]; with ``retry_after`` (the failure's own hint,
+    a provider's ``Retry-After``) at least ``min(retry_after, max_seconds)``.
     """
     if not JITTER_MIN <= jitter <= JITTER_MAX:
         raise ValueError(f"jitter must be between {JITTER_MIN} and {JITTER_MAX}, not {jitter}")
     if attempt < 1:
         raise ValueError(f"attempts count from 1, not {attempt}")
     exponential = backoff.initial_seconds * backoff.factor ** (attempt - 1)
-    return min(backoff.max_seconds, exponential) * jitter
+    delay = min(backoff.max_seconds, exponential) * jitter
+    if retry_after is None:
+        return delay
+    # Honour the failure's own hint (a provider's Retry-After: retrying sooner is refused
+    # again), but never beyond the node's own maximum backoff: the workflow's author, not the
+    # provider, bounds how long a step waits between attempts (a provider asking for an hour
+    # must not hold the run for an hour).
+    return max(delay, min(retry_after, backoff.max_seconds))
 
 
 _HEX12 = re.compile(r"[0-9a-f]{12}")
@@ -435,7 +448,9 @@ def step_failed(
 
     A retryable error with attempts left (the node's — or for a map item, the template's —
     ``retry.maxAttempts``) puts it in ``retrying`` and schedules a ``retry`` timer after the
-    backoff delay times ``jitter``; otherwise the step fails and the run with it.
+    backoff delay times ``jitter``, or after the error's ``retry_after_seconds`` when that is
+    longer (capped at the backoff's ``max_seconds``, see :func:`retry_delay`); otherwise the
+    step fails and the run with it.
     ``started_at`` (when the executor began the attempt) goes into the attempt's record.
     ``default_step_timeout`` and ``limits`` are accepted so every decision function takes the
     same keywords.
@@ -790,7 +805,10 @@ def _step_attempt_failed(
     policy = None if node.type == "map" else node.retry
     record = _attempt_record(step, error, now, started_at)
     if policy is not None and error.retryable and step.attempt < policy.max_attempts:
-        due = now + timedelta(seconds=retry_delay(policy.backoff, step.attempt, jitter))
+        delay = retry_delay(
+            policy.backoff, step.attempt, jitter, retry_after=error.retry_after_seconds
+        )
+        due = now + timedelta(seconds=delay)
         retrying = _retrying(step, error, record, due)
         timer = ScheduleTimer("retry", node.id, step.attempt + 1, due)
         return Decision(_revised(_with_step(run, retrying), run), (*effects, timer))
@@ -1028,7 +1046,10 @@ def _item_attempt_failed(
     record = _attempt_record(item, error, now, started_at)
     policy = template.retry
     if policy is not None and error.retryable and item.attempt < policy.max_attempts:
-        due = now + timedelta(seconds=retry_delay(policy.backoff, item.attempt, jitter))
+        delay = retry_delay(
+            policy.backoff, item.attempt, jitter, retry_after=error.retry_after_seconds
+        )
+        due = now + timedelta(seconds=delay)
         retrying = _with_item(step, _retrying(item, error, record, due))
         timer = ScheduleTimer("retry", item_node_id(node.id, item.index), item.attempt + 1, due)
         return Decision(_revised(_with_step(run, retrying), run), (*effects, timer))

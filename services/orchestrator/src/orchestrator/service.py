@@ -80,6 +80,17 @@ def _jitter() -> float:
     return random.uniform(JITTER_MIN, JITTER_MAX)
 
 
+def step_error(failure: ev.StepFailure) -> StepError:
+    """The run record's error of a failed step: everything the executor said, including its
+    hint of when to try again (``retry_after_seconds``), which the retry delay honours."""
+    return StepError(
+        code=failure.code,
+        message=failure.message,
+        retryable=failure.retryable,
+        retry_after_seconds=failure.retry_after_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class Policy:
     step_timeout_grace: float = 5.0
@@ -175,9 +186,7 @@ class Orchestrator:
         )
 
     async def on_step_failed(self, event: ev.StepFailed) -> None:
-        error = StepError(
-            code=event.error.code, message=event.error.message, retryable=event.error.retryable
-        )
+        error = step_error(event.error)
         await self._apply(
             event.run_id,
             lambda d, s: step_failed(
