@@ -117,6 +117,11 @@ def system(stack: Endpoints, otlp: OtlpReceiver) -> Iterator[System]:
             "EGRESS_ALLOW_HTTP": "true",
             "HTTP_NODE_ALLOW": apps.LOOPBACK_RECEIVERS,
             "HTTP_NODE_ALLOW_HTTP": "true",
+            # Model providers reach the same receivers; tenants' provider credentials are
+            # encrypted with the stack's key (kept in .stack/env: the database outlives a run).
+            "PROVIDER_EGRESS_ALLOW": apps.LOOPBACK_RECEIVERS,
+            "PROVIDER_EGRESS_ALLOW_HTTP": "true",
+            apps.PROVIDER_KEYS_VAR: apps.ensure_provider_keys(settings),
             "NOTIFIER_RETRY_SCHEDULE": "0,0.5,1",
             "NOTIFIER_RETRY_JITTER": "0",
             "NOTIFIER_ATTEMPT_TIMEOUT_SECONDS": "5",

@@ -4,6 +4,7 @@ line as JSON in the log files), or
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -57,8 +58,34 @@ def service_env(settings: Settings) -> dict[str, str]:
     env.setdefault("EGRESS_ALLOW_HTTP", "true")
     env.setdefault("HTTP_NODE_ALLOW", LOOPBACK_RECEIVERS)
     env.setdefault("HTTP_NODE_ALLOW_HTTP", "true")
+    # Model providers (executor) reach the same receivers: a test's stand-in provider.
+    env.setdefault("PROVIDER_EGRESS_ALLOW", LOOPBACK_RECEIVERS)
+    env.setdefault("PROVIDER_EGRESS_ALLOW_HTTP", "true")
+    if not env.get(PROVIDER_KEYS_VAR):
+        env[PROVIDER_KEYS_VAR] = ensure_provider_keys(settings)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+PROVIDER_KEYS_VAR = "PROVIDER_CREDENTIALS_KEYS"
+
+
+def new_fernet_key() -> str:
+    """A Fernet key (32 random bytes, url-safe base64), as `Fernet.generate_key()` makes."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def ensure_provider_keys(settings: Settings) -> str:
+    """The stack's `PROVIDER_CREDENTIALS_KEYS` (the key that encrypts tenants' provider
+    credentials), made once and kept in .stack/env like the admin key, so credentials stored
+    by one start still decrypt at the next."""
+    recorded = envfile.read_env_file(settings.env_file).get(PROVIDER_KEYS_VAR)
+    if recorded:
+        return recorded
+    key = new_fernet_key()
+    envfile.write_env(settings.env_file, {PROVIDER_KEYS_VAR: key})
+    # Of two first starts at once, the file keeps one key: use that one.
+    return envfile.read_env_file(settings.env_file).get(PROVIDER_KEYS_VAR) or key
 
 
 def ops_port_var(name: str) -> str:
