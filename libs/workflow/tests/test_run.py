@@ -37,8 +37,11 @@ def started(defn: WorkflowDefinition) -> RunState:
     return start_run(defn, new_run_state("run_1", defn, INPUTS), T0).state
 
 
-def image(name: str) -> dict[str, str]:
-    return {"image": f"s3://outputs/runs/run_1/{name}/1/image.png"}
+def image(name: str) -> dict[str, Any]:
+    ref = f"s3://outputs/runs/run_1/{name}/1/image.png"
+    if name == "render":  # image.generate also lists its images and who made them
+        return {"image": ref, "images": [ref], "provider": {"name": "offline"}}
+    return {"image": ref}
 
 
 def dispatched(decision: Decision) -> dict[str, DispatchStep]:

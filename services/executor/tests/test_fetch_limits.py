@@ -12,17 +12,12 @@ from typing import Any, cast
 import httpx
 import pytest
 from executor import nodes
-from executor.imaging import (
-    HttpProvider,
-    ImageLimits,
-    ImageTooLarge,
-    ProviderError,
-    decode,
-    ops,
-)
-from executor.imaging import provider as provider_module
+from executor.imaging import ImageLimits, ImageTooLarge, decode, ops
 from executor.imaging.codec import configure_pillow
 from executor.nodes import NodeContext, ResponseTooLarge
+from executor.providers import Offline, ProviderError, Providers
+from executor.providers import download as download_module
+from executor.providers.download import fetch_image
 from executor.service import classify
 from imaging_samples import image_bytes
 from PIL import Image
@@ -103,10 +98,10 @@ def test_a_resize_target_over_the_limits_is_refused_before_it_is_allocated() -> 
     assert ops.resize(small, width=30, height=30, limits=TINY).width == 30
 
 
-class _NoProvider:
+class _NoProvider(Offline):
     calls = 0
 
-    async def generate(self, **_: Any) -> Any:
+    async def generate(self, *_: Any, **__: Any) -> Any:
         self.calls += 1
         raise AssertionError("the provider must not be asked for an image over the limits")
 
@@ -121,7 +116,7 @@ def _ctx(
         attempt=1,
         store=cast(AssetStore, None),
         outputs_bucket="outputs",
-        provider=provider or _NoProvider(),
+        providers=Providers({"offline": provider or _NoProvider()}, {}, default="offline"),
         http=http or httpx.AsyncClient(),
         limits=limits,
     )
@@ -138,14 +133,14 @@ async def test_generate_checks_the_requested_size_before_asking_the_provider() -
     assert (failure.code, failure.retryable) == ("image_too_large", False)
 
 
-async def test_a_provider_answering_a_bomb_fails_as_image_too_large() -> None:
+async def test_a_provider_output_that_is_a_bomb_fails_as_image_too_large() -> None:
     def answer(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=BOMB, headers={"Content-Type": "image/png"})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
         with pytest.raises(ImageTooLarge, match="MAX_IMAGE_PIXELS"):
-            await HttpProvider("http://model.test/", 5, client).generate(
-                prompt="x", negative_prompt=None, width=64, height=64, seed=None, quality="draft"
+            await fetch_image(
+                client, "http://cdn.test/out.png", provider="replicate", limits=ImageLimits()
             )
 
 
@@ -222,10 +217,10 @@ async def test_an_encoding_we_did_not_ask_for_fails_without_retrying() -> None:
     assert (failure.code, failure.retryable) == ("invalid_response", False)
 
 
-async def test_a_provider_answer_is_bounded_on_the_wire_and_after_decoding(
+async def test_a_provider_output_download_is_bounded_on_the_wire_and_after_decoding(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(provider_module, "MAX_RESPONSE_BYTES", 65_536)
+    monkeypatch.setattr(download_module, "MAX_IMAGE_BYTES", 65_536)
     bomb = gzip.compress(_zeros_gzip(64 << 20))
 
     def answer(_: httpx.Request) -> httpx.Response:
@@ -234,7 +229,7 @@ async def test_a_provider_answer_is_bounded_on_the_wire_and_after_decoding(
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
         with pytest.raises(ProviderError, match="larger than 65536 bytes after decoding") as caught:
-            await HttpProvider("http://model.test/", 5, client).generate(
-                prompt="x", negative_prompt=None, width=64, height=64, seed=None, quality="draft"
+            await fetch_image(
+                client, "http://cdn.test/out.png", provider="fal", limits=ImageLimits()
             )
     assert caught.value.retryable is False

@@ -14,8 +14,8 @@ from bus.deadletter import DeadLetter
 from bus.envelope import encode
 from bus.publisher import EventPublisher
 from contracts.events import StepFailed, StepRequested, StepStarted, StepSucceeded
-from executor.imaging.provider import ImageProvider
 from executor.nodes import NodeContext, NodeResult
+from executor.providers import Providers
 from executor.service import POISON_CODE, Executor
 from storage.assets import AssetStore
 
@@ -51,7 +51,7 @@ def _executor(publisher: Publisher, handler: Any = _huge) -> Executor:
         handlers={"text.template": handler},
         store=cast(AssetStore, None),
         outputs_bucket="b",
-        provider=cast(ImageProvider, None),
+        providers=cast(Providers, None),
         http=cast(httpx.AsyncClient, None),
         publisher=cast(EventPublisher, publisher),
         default_timeout=10,

@@ -8,7 +8,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from workflow.definition import RetryPolicy, documented_maximum
@@ -68,6 +68,12 @@ class NodeParams(BaseModel):
     )
 
 
+ImageProviderName = Literal["offline", "openai", "replicate", "fal", "comfyui"]
+MAX_IMAGES_PER_STEP = 10
+MAX_PROVIDER_OPTIONS = 100
+MAX_GRAPH_NODES = 1000
+
+
 class GenerateParams(NodeParams):
     prompt: str = Field(min_length=1, max_length=4000)
     """What to draw."""
@@ -78,6 +84,36 @@ class GenerateParams(NodeParams):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     """Same prompt and seed give the same picture; unset means the provider picks one."""
     quality: Literal["draft", "high"] = "high"
+    provider: ImageProviderName | None = None
+    """Who draws it: ``openai``, ``replicate``, ``fal``, ``comfyui`` or ``offline`` (the built-in
+    renderer, not a model). Unset means the deployment's default (IMAGE_PROVIDER)."""
+    model: str | None = Field(None, min_length=1, max_length=256)
+    """The provider's model: ``gpt-image-1``; ``owner/name``, ``owner/name:version`` or
+    ``deployments/owner/name`` on Replicate; ``fal-ai/flux/dev`` on fal. Unset means the
+    tenant's or the deployment's default."""
+    count: int = Field(1, ge=1, le=MAX_IMAGES_PER_STEP)
+    """How many images to make; the first is ``image``, all are ``images``."""
+    options: dict[str, Any] = Field(default_factory=dict, max_length=MAX_PROVIDER_OPTIONS)
+    """Inputs of the provider's own, sent as they are and winning over ours (e.g.
+    ``{"aspect_ratio": "16:9"}`` on Replicate, ``{"background": "transparent"}`` on OpenAI)."""
+    graph: dict[str, Any] | None = Field(None, max_length=MAX_GRAPH_NODES)
+    """comfyui only: the workflow in ComfyUI's API format ("Save (API)")."""
+    graph_asset: AssetRef | None = None
+    """comfyui only: the same graph stored as a JSON asset (``POST /v1/assets``)."""
+    graph_inputs: dict[str, Any] = Field(default_factory=dict, max_length=MAX_PROVIDER_OPTIONS)
+    """comfyui only: values placed into the graph, keyed ``<node id or title>.<input>``, e.g.
+    ``{"Positive prompt.text": "{{ inputs.prompt }}", "3.seed": 42}``."""
+
+    @model_validator(mode="after")
+    def _graph_for_comfyui_only(self) -> GenerateParams:
+        has_graph = self.graph is not None or self.graph_asset is not None
+        if self.provider == "comfyui" and not has_graph:
+            raise ValueError("provider comfyui needs `graph` or `graphAsset`")
+        if self.graph is not None and self.graph_asset is not None:
+            raise ValueError("give `graph` or `graphAsset`, not both")
+        if self.provider not in (None, "comfyui") and (has_graph or self.graph_inputs):
+            raise ValueError("`graph`, `graphAsset` and `graphInputs` are for provider comfyui")
+        return self
 
 
 class AdjustParams(NodeParams):
@@ -208,7 +244,19 @@ CATALOG: Mapping[str, NodeType] = MappingProxyType(
     {
         node_type.name: node_type
         for node_type in (
-            _executable("image.generate", GenerateParams, _IMAGE),
+            NodeType(
+                name="image.generate",
+                kind=NodeKind.EXECUTABLE,
+                params_model=GenerateParams,
+                outputs=MappingProxyType(
+                    {
+                        "image": OutputKind.IMAGE,
+                        "images": OutputKind.JSON,
+                        "provider": OutputKind.JSON,
+                    }
+                ),
+                literal_params=frozenset({"provider"}),
+            ),
             _executable("image.adjust", AdjustParams, _IMAGE),
             _executable("image.resize", ResizeParams, _IMAGE),
             _executable("image.crop", CropParams, _IMAGE),

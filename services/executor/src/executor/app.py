@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import egress
-import httpx
 from bus import metrics
 from bus.broker import make_broker
 from bus.consumer import Dispatcher
@@ -17,12 +16,24 @@ from bus.subscribe import subscribe_events
 from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import SecretStr
 from storage.assets import AssetStore
 
 from contracts import events as ev
 from executor.imaging.codec import ImageLimits, configure_pillow
-from executor.imaging.provider import HttpProvider, ImageProvider, OfflineProvider
 from executor.nodes import HANDLERS, missing_handlers
+from executor.providers import (
+    ComfyUI,
+    FalQueue,
+    ImageProvider,
+    Offline,
+    OpenAIImages,
+    ProviderClients,
+    Providers,
+    ReplicatePredictions,
+    TenantCredentials,
+)
+from executor.providers.registry import deployment_credentials
 from executor.service import Executor
 from executor.settings import ExecutorSettings
 
@@ -33,23 +44,56 @@ class MissingHandlers(RuntimeError):
     pass
 
 
+def build_providers(settings: ExecutorSettings, tenants: TenantCredentials | None) -> Providers:
+    clients = ProviderClients(
+        policy=settings.provider_policy(),
+        timeout=settings.provider_request_timeout_seconds,
+        poll_interval=settings.provider_poll_seconds,
+        limits=ImageLimits.of(settings),
+    )
+    implementations: list[ImageProvider] = [
+        Offline(),
+        OpenAIImages(clients),
+        ReplicatePredictions(clients),
+        FalQueue(clients),
+        ComfyUI(clients),
+    ]
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    deployment = deployment_credentials(
+        {
+            "openai": (
+                secret(settings.openai_api_key),
+                settings.openai_base_url,
+                settings.openai_image_model,
+            ),
+            "replicate": (
+                secret(settings.replicate_api_token),
+                settings.replicate_base_url,
+                settings.replicate_model,
+            ),
+            "fal": (secret(settings.fal_key), settings.fal_queue_url, settings.fal_model),
+            "comfyui": (secret(settings.comfyui_api_key), settings.comfyui_url, None),
+        }
+    )
+    return Providers(
+        {p.name: p for p in implementations},
+        deployment,
+        default=settings.image_provider,
+        tenants=tenants,
+        cache_seconds=settings.provider_credentials_cache_seconds,
+    )
+
+
 def create_app(settings: ExecutorSettings) -> FastStream:
     missing = missing_handlers(HANDLERS)
     if missing:
         raise MissingHandlers(f"no handler for node types {missing}; refusing to start")
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="executor")
     store = AssetStore(settings.s3_config())
-    http = httpx.AsyncClient()
-    provider: ImageProvider = (
-        HttpProvider(
-            settings.image_provider_url,
-            settings.image_provider_timeout_seconds,
-            http,
-            limits=ImageLimits.of(settings),
-        )
-        if settings.image_provider_url
-        else OfflineProvider()
-    )
+    providers = build_providers(settings, tenants=None)
     configure_pillow(ImageLimits.of(settings))
     prefix = settings.kafka_topic_prefix
     publisher = EventPublisher(broker, source="/executor", prefix=prefix)
@@ -58,7 +102,7 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         handlers=HANDLERS,
         store=store,
         outputs_bucket=settings.s3_outputs_bucket,
-        provider=provider,
+        providers=providers,
         http=node_http,
         publisher=publisher,
         default_timeout=settings.default_step_timeout_seconds,
@@ -137,7 +181,6 @@ def create_app(settings: ExecutorSettings) -> FastStream:
             log.error("in-flight steps did not finish in time; they will be re-driven")
 
     async def close() -> None:
-        await http.aclose()
         await node_http.aclose()
 
     return FastStream(

@@ -19,8 +19,8 @@ from workflow.limits import Limits, exceeded
 
 from executor.imaging import ops
 from executor.imaging.codec import ImageLimits, check_size
-from executor.imaging.provider import ImageProvider
 from executor.imaging.result import ImageResult
+from executor.providers import GenerationRequest, GraphError, Providers
 
 DEFAULT_LIMITS: Final = Limits.model_construct()
 """The documented defaults, without reading the environment (a service passes its settings)."""
@@ -63,7 +63,7 @@ class NodeContext:
     attempt: int
     store: AssetStore
     outputs_bucket: str
-    provider: ImageProvider
+    providers: Providers
     http: httpx.AsyncClient
     limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
 
@@ -95,21 +95,59 @@ class NodeContext:
         )
         return NodeResult(outputs={name: ref}, assets=[info])
 
+    async def image_outputs(self, images: list[ImageResult]) -> NodeResult:
+        """Several images of one step: the first is `image`, all of them are `images`."""
+        result = NodeResult()
+        refs: list[str] = []
+        for index, image in enumerate(images):
+            one = await self.image_output("image" if index == 0 else f"image-{index + 1}", image)
+            refs.extend(one.outputs.values())
+            result.assets.extend(one.assets)
+        result.outputs = {"image": refs[0], "images": refs}
+        return result
+
 
 NodeHandler = Callable[[Any, NodeContext], Awaitable[NodeResult]]
 
 
 async def generate(p: c.GenerateParams, ctx: NodeContext) -> NodeResult:
     check_size(p.width, p.height, ctx.image_limits, what="the image to generate")
-    image = await ctx.provider.generate(
+    provider, creds = await ctx.providers.resolve(ctx.tenant_id, p.provider)
+    graph = p.graph if p.graph_asset is None else await _graph(p.graph_asset, ctx)
+    request = GenerationRequest(
         prompt=p.prompt,
         negative_prompt=p.negative_prompt,
         width=p.width,
         height=p.height,
+        size_given=bool({"width", "height"} & p.model_fields_set),
         seed=p.seed,
         quality=p.quality,
+        count=p.count,
+        model=p.model,
+        options=p.options,
+        graph=graph,
+        graph_inputs=p.graph_inputs,
     )
-    return await ctx.image_output("image", image)
+    generation = await provider.generate(request, creds)
+    result = await ctx.image_outputs(generation.images[: p.count])
+    result.outputs["provider"] = generation.metadata()
+    return result
+
+
+MAX_GRAPH_BYTES: Final = 1024 * 1024
+
+
+async def _graph(ref: str, ctx: NodeContext) -> dict[str, Any]:
+    data = await ctx.read(ref)
+    if len(data) > MAX_GRAPH_BYTES:
+        raise GraphError(f"the graph asset is over {MAX_GRAPH_BYTES} bytes")
+    try:
+        graph = json.loads(data)
+    except ValueError as exc:
+        raise GraphError(f"the graph asset is not JSON: {exc}") from None
+    if not isinstance(graph, dict):
+        raise GraphError("the graph asset is not a JSON object in ComfyUI's API format")
+    return graph
 
 
 async def adjust(p: c.AdjustParams, ctx: NodeContext) -> NodeResult:

@@ -33,7 +33,6 @@ from workflow.catalog import NodeKind, get_node_type
 from workflow.limits import Limits, exceeded
 from workflow.validation import ParamsError, validate_params
 
-from executor.imaging.provider import ImageProvider, ProviderError
 from executor.imaging.result import ImageTooLarge, ImagingError
 from executor.nodes import (
     DEFAULT_LIMITS,
@@ -44,6 +43,7 @@ from executor.nodes import (
     NodeResult,
     ResponseTooLarge,
 )
+from executor.providers import GraphError, ProviderError, Providers
 
 log = logging.getLogger("executor")
 
@@ -107,7 +107,14 @@ def classify(exc: BaseException) -> StepFailure:
     if isinstance(exc, httpx.TransportError | UnresolvableHost):
         return StepFailure(code="unreachable", message=str(exc), retryable=True)
     if isinstance(exc, ProviderError):
-        return StepFailure(code="provider_error", message=str(exc), retryable=exc.retryable)
+        return StepFailure(
+            code=exc.code,
+            message=str(exc),
+            retryable=exc.retryable,
+            retry_after_seconds=exc.retry_after if exc.retryable else None,
+        )
+    if isinstance(exc, GraphError):
+        return StepFailure(code="invalid_params", message=str(exc))
     if isinstance(exc, TimeoutError):
         return StepFailure(code="timeout", message="the step exceeded its timeout", retryable=True)
     return StepFailure(
@@ -122,7 +129,7 @@ class Executor:
         handlers: Mapping[str, NodeHandler],
         store: AssetStore,
         outputs_bucket: str,
-        provider: ImageProvider,
+        providers: Providers,
         http: httpx.AsyncClient,
         publisher: EventPublisher,
         default_timeout: float,
@@ -132,7 +139,7 @@ class Executor:
         self._handlers = handlers
         self._store = store
         self._outputs_bucket = outputs_bucket
-        self._provider = provider
+        self._providers = providers
         self._http = http
         self._publisher = publisher
         self._default_timeout = default_timeout
@@ -358,7 +365,7 @@ class Executor:
             attempt=step.attempt,
             store=self._store,
             outputs_bucket=self._outputs_bucket,
-            provider=self._provider,
+            providers=self._providers,
             http=self._http,
             limits=self._limits,
         )

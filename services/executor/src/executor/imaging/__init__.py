@@ -1,4 +1,4 @@
-"""Image operations of the executor: pure functions over bytes, plus generation providers.
+"""Image operations of the executor: pure functions over bytes (providers: executor.providers).
 
 The functions are CPU-bound and synchronous; callers run them in a thread pool.
 """
@@ -6,7 +6,6 @@ The functions are CPU-bound and synchronous; callers run them in a thread pool.
 from executor.imaging.codec import MAX_PIXELS, ImageLimits, check_size, decode, encode
 from executor.imaging.ops import Fit, adjust, composite, convert, crop, resize, text
 from executor.imaging.placeholder import Quality, generate
-from executor.imaging.provider import HttpProvider, ImageProvider, OfflineProvider, ProviderError
 from executor.imaging.result import (
     ImageDecodeError,
     ImageFormat,
@@ -19,17 +18,13 @@ from executor.imaging.result import (
 __all__ = [
     "MAX_PIXELS",
     "Fit",
-    "HttpProvider",
     "ImageDecodeError",
     "ImageFormat",
     "ImageLimits",
     "ImageOperationError",
-    "ImageProvider",
     "ImageResult",
     "ImageTooLarge",
     "ImagingError",
-    "OfflineProvider",
-    "ProviderError",
     "Quality",
     "adjust",
     "check_size",
