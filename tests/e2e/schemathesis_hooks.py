@@ -21,6 +21,9 @@ SEMANTIC_PROBLEMS = {
             "invalid-request",
         }
     ),
+    # Which field a provider needs depends on the path; a base URL must be an absolute http(s)
+    # URL without credentials.
+    "PUT /v1/providers/{name}": frozenset({"invalid-provider-credentials", "invalid-text"}),
 }
 
 

@@ -32,7 +32,7 @@ from ingress.auth import RATELIMIT_STATE
 from ingress.hub import TERMINAL_TYPES, Hub
 from ingress.openapi_bodies import document_raw_bodies
 from ingress.ratelimit import MarkedRuns
-from ingress.routes import admin, assets, events, health, runs, webhooks, workflows
+from ingress.routes import admin, assets, events, health, providers, runs, webhooks, workflows
 from ingress.runtime import Runtime
 from ingress.settings import IngressSettings
 
@@ -171,6 +171,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(assets.router)
+    app.include_router(providers.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     # A server span per request, continuing an incoming `traceparent` (bus.tracing).

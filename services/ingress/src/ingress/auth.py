@@ -47,6 +47,10 @@ def required_scopes(method: str, path: str) -> tuple[str, ...]:
     # deliveries of runs: both go with starting runs.
     if path.startswith(("/v1/assets", "/v1/webhooks")):
         return ("runs:write",)
+    # A tenant's provider credentials are its configuration, like its workflows; even reading
+    # them (which provider, whose base URL) is not for a key that only starts runs.
+    if path.startswith("/v1/providers"):
+        return ("workflows:write",)
     return EVERY_SCOPE
 
 

@@ -16,11 +16,13 @@ from workflow.limits import Limits
 
 from ingress.openapi_problems import document_problems
 from ingress.routes.assets import allowed_types
+from ingress.routes.providers import ProviderCredentialsRequest
 
 REF = "#/components/schemas/{model}"
 BODIES: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("/v1/workflows/{workflow_id}", "put", WorkflowDefinition),
     ("/v1/workflows/{workflow_id}/run", "post", RunRequest),
+    ("/v1/providers/{name}", "put", ProviderCredentialsRequest),
 )
 METRICS_MEDIA_TYPE = "text/plain"
 PREFER = {

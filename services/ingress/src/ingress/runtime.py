@@ -16,6 +16,7 @@ from storage.deliveries import DeliveryRepository
 from storage.idempotency import IdempotencyKeys
 from storage.keys import ApiKeyRepository
 from storage.mongo import Document
+from storage.providers import ProviderCredentials
 from storage.runs import RunRecord, RunRepository
 from storage.tenants import TenantRepository
 from storage.usage import UsageRepository
@@ -42,6 +43,7 @@ class Runtime:
     marked_runs: MarkedRuns = field(default_factory=MarkedRuns)
     deliveries: DeliveryRepository = field(init=False)
     tenants: TenantRepository = field(init=False)
+    providers: ProviderCredentials = field(init=False)
     usage: UsageRepository = field(init=False)
     request_rate: RequestRate = field(init=False)
     cached_limits: CachedTenantLimits = field(init=False)
@@ -53,6 +55,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.deliveries = DeliveryRepository(self.db)
         self.tenants = TenantRepository(self.db)
+        # A PROVIDER_CREDENTIALS_KEYS that is no Fernet key stops the start here, named.
+        self.providers = ProviderCredentials(self.db, self.settings.provider_fernet())
         self.usage = UsageRepository(self.db)
         self.request_rate = RequestRate()
         self.definitions = Definitions(self.workflows)

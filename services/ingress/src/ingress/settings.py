@@ -4,11 +4,13 @@ from bus.settings import KafkaSettings
 from egress import EgressSettings
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from storage.settings import MongoSettings, S3Settings
+from storage.settings import MongoSettings, ProviderSecretsSettings, S3Settings
 from workflow.limits import Limits
 
 
-class IngressSettings(KafkaSettings, MongoSettings, S3Settings, EgressSettings, Limits):
+class IngressSettings(
+    KafkaSettings, MongoSettings, S3Settings, ProviderSecretsSettings, EgressSettings, Limits
+):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     ingress_host: str = "127.0.0.1"
