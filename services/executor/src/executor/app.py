@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import egress
 from bus import metrics
@@ -17,7 +18,9 @@ from bus.topics import Topic, topic_name
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import SecretStr
+from storage import mongo
 from storage.assets import AssetStore
+from storage.providers import ProviderCredentials
 
 from contracts import events as ev
 from executor.imaging.codec import ImageLimits, configure_pillow
@@ -93,7 +96,14 @@ def create_app(settings: ExecutorSettings) -> FastStream:
         raise MissingHandlers(f"no handler for node types {missing}; refusing to start")
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="executor")
     store = AssetStore(settings.s3_config())
-    providers = build_providers(settings, tenants=None)
+    fernet = settings.provider_fernet()
+    # Tenants' own provider credentials live in MongoDB; without keys the executor needs none.
+    mongo_client = (
+        mongo.connect(settings.mongodb_url, app_name="executor") if fernet is not None else None
+    )
+    db = mongo_client[settings.mongodb_database] if mongo_client is not None else None
+    tenants = ProviderCredentials(db, fernet) if db is not None else None
+    providers = build_providers(settings, tenants=tenants)
     configure_pillow(ImageLimits.of(settings))
     prefix = settings.kafka_topic_prefix
     publisher = EventPublisher(broker, source="/executor", prefix=prefix)
@@ -155,16 +165,24 @@ def create_app(settings: ExecutorSettings) -> FastStream:
     )
     subscribe_events(broker, cancels, (ev.RunCancelRequested,), dispatcher.handle)
 
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"s3": store.ping}
+    if db is not None:
+        checks["mongodb"] = lambda: mongo.ping(db)
     ops = OpsServer(
         broker,
         host=settings.ops_host,
         port=settings.executor_ops_port,
-        checks={"s3": store.ping},
+        checks={
+            "s3": store.ping,
+            **({"mongodb": lambda: mongo.ping(db)} if db is not None else {}),
+        },
     )
 
     async def check_dependencies() -> None:
         timeout = settings.startup_timeout_seconds
         await require("S3", settings.s3_endpoint, store.ping, timeout)
+        if db is not None:
+            await require("MongoDB", settings.mongodb_url, lambda: mongo.ping(db), timeout)
         await require(
             "Kafka", settings.kafka_bootstrap_servers, lambda: kafka_ready(broker), timeout
         )
@@ -182,6 +200,8 @@ def create_app(settings: ExecutorSettings) -> FastStream:
 
     async def close() -> None:
         await node_http.aclose()
+        if mongo_client is not None:
+            await mongo_client.close()
 
     return FastStream(
         broker,

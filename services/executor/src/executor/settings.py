@@ -6,11 +6,14 @@ from bus.settings import KafkaSettings
 from egress import EgressPolicy
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-from storage.settings import S3Settings
+from storage.settings import MongoSettings, ProviderSecretsSettings, S3Settings
 from workflow.limits import Limits
 
 
-class ExecutorSettings(KafkaSettings, S3Settings, Limits):
+class ExecutorSettings(KafkaSettings, S3Settings, MongoSettings, ProviderSecretsSettings, Limits):
+    """MongoDB is used only for tenants' provider credentials, when PROVIDER_CREDENTIALS_KEYS
+    is set."""
+
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     executor_group_id: str = "executor"
