@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import httpx
 from egress import EgressRefused
-from fal_client.client import AsyncRequestHandle, Completed, FalClientHTTPError
+from fal_client.client import AsyncRequestHandle, FalClientHTTPError
 
 from executor.imaging.result import ImageResult
 from executor.providers.base import (
@@ -98,17 +98,9 @@ class FalQueue:
         )
 
     async def _result(self, handle: AsyncRequestHandle) -> Any:
+        # The status only says COMPLETED (with an error line at best): the result endpoint
+        # answers the model's own error, with its type, so that is where failures are read.
         try:
-            async for status in handle.iter_events(interval=self._clients.poll_interval):
-                if isinstance(status, Completed) and status.error:
-                    raise ProviderError(
-                        "content_policy"
-                        if status.error_type in CONTENT_POLICY_TYPES
-                        else "provider_failed",
-                        f"request {handle.request_id} failed: {status.error}",
-                        provider=self.name,
-                        request_id=handle.request_id,
-                    )
             return await handle.get(interval=self._clients.poll_interval)
         except FalClientHTTPError as exc:
             raise _status(

@@ -88,7 +88,7 @@ class Providers:
         requirement = REQUIREMENTS.get(chosen)
         if requirement is not None and not getattr(creds, requirement[0]):
             field, setting = requirement
-            what = "an API key" if field == "api_key" else "a server URL"
+            what = "API key" if field == "api_key" else "server URL"
             raise ProviderError(
                 "provider_not_configured",
                 f"{chosen} has no {what}: set {setting} on the executor, or "

@@ -50,8 +50,9 @@ NSFW = re.compile(r"\bnsfw\b|safety|content polic", re.IGNORECASE)
 class ReplicatePredictions:
     name: ProviderName = "replicate"
 
-    def __init__(self, clients: ProviderClients) -> None:
+    def __init__(self, clients: ProviderClients, *, sync_wait: int = SYNC_WAIT_SECONDS) -> None:
         self._clients = clients
+        self._sync_wait = sync_wait
 
     async def generate(self, request: GenerationRequest, creds: Credentials) -> Generation:
         model = request.model or creds.model or DEFAULT_MODEL
@@ -99,19 +100,23 @@ class ReplicatePredictions:
         inputs: dict[str, Any],
         throttled: dict[str, float | None],
     ) -> Prediction:
-        target: dict[str, Any]
-        if model.startswith("deployments/"):
-            target = {"deployment": model.removeprefix("deployments/")}
-        elif VERSION_ID.match(model):
-            target = {"version": model}
-        elif ":" in model:
-            target = {"version": model.split(":", 1)[1]}
-        else:
-            target = {"model": model}
+        # Each namespace is called directly: the client's generic `predictions.async_create`
+        # drops `wait` when it hands a model or deployment over (replicate 1.0.7).
+        wait = self._sync_wait
+        prediction: Prediction
         try:
-            prediction: Prediction = await client.predictions.async_create(
-                **target, input=inputs, wait=SYNC_WAIT_SECONDS
-            )
+            if model.startswith("deployments/"):
+                prediction = await client.deployments.predictions.async_create(
+                    deployment=model.removeprefix("deployments/"), input=inputs, wait=wait
+                )
+            elif VERSION_ID.match(model) or ":" in model:
+                prediction = await client.predictions.async_create(
+                    version=model.rpartition(":")[2], input=inputs, wait=wait
+                )
+            else:
+                prediction = await client.models.predictions.async_create(
+                    model=model, input=inputs, wait=wait
+                )
             return prediction
         except ReplicateError as exc:
             raise _error(exc, throttled.get("retry_after")) from exc
