@@ -53,7 +53,7 @@ test-unit: sync
 lint: sync
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
-	$(RUN) mypy --strict contracts/src libs/workflow/src libs/bus/src libs/storage/src libs/runview/src libs/egress/src services/ingress/src services/orchestrator/src services/executor/src services/notifier/src tools/devstack/src clients/python/src
+	$(RUN) mypy --strict contracts/src libs/workflow/src libs/bus/src libs/storage/src libs/runview/src libs/egress/src services/ingress/src services/orchestrator/src services/executor/src services/notifier/src tools/devstack/src tools/standins/src clients/python/src
 
 format: sync
 	$(RUN) ruff format .
