@@ -83,6 +83,20 @@ class StepAttempt(Contract):
     finished_at: datetime | None = None
 
 
+class StepProvider(Contract):
+    """Who made an `image.generate` step's images (its `provider` output)."""
+
+    name: str = Field(description="`openai`, `replicate`, `fal`, `comfyui` or `offline`.")
+    model: str
+    request_id: str | None = Field(
+        default=None, description="The provider's own id: prediction, request or prompt id."
+    )
+    duration_seconds: float
+    ignored_params: list[str] = Field(
+        default_factory=list, description="Our params this provider has no equivalent for."
+    )
+
+
 class StepView(Contract):
     node_id: str
     type: str
@@ -97,6 +111,9 @@ class StepView(Contract):
     child_run_id: str | None = Field(default=None, description="For `workflow.run` steps.")
     items_total: int | None = Field(default=None, description="For `map` steps.")
     items_done: int | None = None
+    provider: StepProvider | None = Field(
+        default=None, description="For `image.generate` steps that succeeded."
+    )
 
 
 class RunResource(Contract):

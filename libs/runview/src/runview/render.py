@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +15,11 @@ from contracts.run import (
     RunStatus,
     StepAttempt,
     StepError,
+    StepProvider,
     StepStatus,
     StepView,
 )
+from pydantic import ValidationError
 from storage.runs import RunRecord
 from workflow.definition import WorkflowDefinition
 from workflow.run import RunState
@@ -104,6 +106,18 @@ def _step_error(error: DomainStepError | None, node_id: str) -> StepError | None
     )
 
 
+def _provider(outputs: Mapping[str, Any] | None) -> StepProvider | None:
+    """An image.generate step's `provider` output; a record that does not fit (older, or
+    another node's output of that name) shows none rather than failing the whole view."""
+    value = (outputs or {}).get("provider")
+    if not isinstance(value, dict):
+        return None
+    try:
+        return StepProvider.model_validate(value)
+    except ValidationError:
+        return None
+
+
 def _steps(view: RunView, defn: WorkflowDefinition) -> list[StepView]:
     types = {n.id: n.type for n in defn.nodes}
     views: list[StepView] = []
@@ -130,6 +144,7 @@ def _steps(view: RunView, defn: WorkflowDefinition) -> list[StepView]:
                     for a in step.attempts
                 ],
                 child_run_id=step.child_run_id,
+                provider=_provider(step.outputs),
                 items_total=step.items_total,
                 items_done=sum(1 for i in items if i.status is DomainStepStatus.SUCCEEDED)
                 if step.items_total is not None
