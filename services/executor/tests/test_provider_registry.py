@@ -10,6 +10,7 @@ import pytest
 from executor.providers import Credentials, Offline, ProviderError, Providers
 from executor.providers.base import Generation, GenerationRequest, ProviderName
 from executor.service import classify
+from storage.providers import UndecryptableCredentials
 
 
 class _Named(Offline):
@@ -112,3 +113,19 @@ async def test_offline_needs_no_credentials_and_no_lookup() -> None:
     provider, _ = await _providers(tenants=tenants).resolve("t1", "offline")
     assert provider.name == "offline"
     assert tenants.reads == 0
+
+
+class _Broken:
+    async def credentials(self, tenant_id: str, name: str) -> _Secret | None:
+        raise UndecryptableCredentials(tenant_id, name)
+
+
+async def test_credentials_no_key_decrypts_fail_the_step_for_good_naming_tenant_and_provider() -> (
+    None
+):
+    with pytest.raises(ProviderError) as caught:
+        await _providers(tenants=_Broken()).resolve("t9", "replicate")  # type: ignore[arg-type]
+    failure = classify(caught.value)
+    assert (failure.code, failure.retryable) == ("provider_not_configured", False)
+    assert "t9" in failure.message
+    assert "replicate" in failure.message

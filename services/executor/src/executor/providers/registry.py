@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
+from storage.providers import UndecryptableCredentials
+
 from executor.providers.base import (
     Credentials,
     ImageProvider,
@@ -105,7 +107,11 @@ class Providers:
         cached = self._cache.get(key)
         if cached is not None and cached.expires > now:
             return cached.secret
-        secret = await self._tenants.credentials(tenant_id, name)
+        try:
+            secret = await self._tenants.credentials(tenant_id, name)
+        except UndecryptableCredentials as exc:
+            # No retry can mend it: the tenant must put its credentials again.
+            raise ProviderError("provider_not_configured", str(exc), provider=name) from exc
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = _Cached(now + self._cache_seconds, secret)
