@@ -234,3 +234,25 @@ def test_the_step_record_says_when_a_node_asked_for_params_a_provider_lacks(
     assert run["status"] == "completed", run
     assert _step(run, "render")["provider"]["ignoredParams"] == ["seed"]
     assert datetime.fromisoformat(run["completedAt"])
+
+
+def test_a_comfyui_graph_uploaded_as_an_asset_runs_like_an_inline_one(
+    tenant: httpx.Client, providers: dict[str, Provider]
+) -> None:
+    workflow = _example("comfyui")
+    params = workflow["nodes"][0]["params"]
+    graph = params.pop("graph")
+    uploaded = tenant.post(
+        "/v1/assets", content=json.dumps(graph), headers={"Content-Type": "application/json"}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    params["graphAsset"] = uploaded.json()["ref"]
+    params["graphInputs"]["Latent size.width"] = 256
+    workflow_id = register(tenant, workflow)
+    run = poll(tenant, _run(tenant, workflow_id, "from an asset")["runId"])
+    assert run["status"] == "completed", run
+    image = next(o for o in run["outputs"] if o["name"] == "image")
+    assert _image(image["url"]).size == (256, 512)
+    sent = providers["comfyui"].standin.requests_to("prompt")[-1].json["prompt"]
+    assert sent["6"]["inputs"]["text"] == "from an asset"
+    assert sent["4"] == graph["4"]

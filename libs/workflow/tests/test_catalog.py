@@ -3,6 +3,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from workflow.catalog import CATALOG, NodeKind, OutputKind, get_node_type
+from workflow.validation import parse_definition
 
 IMAGE = "s3://brand-kit/model.png"
 
@@ -127,3 +128,41 @@ def test_params_models_describe_their_fields() -> None:
     schema = node_type.params_model.model_json_schema(by_alias=True)
 
     assert "warmer" in schema["properties"]["temperature"]["description"]
+
+
+def test_an_unknown_image_provider_is_refused_at_registration() -> None:
+    defn = {
+        "name": "unknown provider",
+        "nodes": [
+            {"id": "r", "type": "image.generate", "params": {"prompt": "x", "provider": "dalle"}}
+        ],
+        "outputs": {"image": "{{ nodes.r.image }}"},
+    }
+    _, problems = parse_definition(defn)
+    assert [p.path for p in problems] == ["/nodes/0/params/provider"]
+    assert "openai" in problems[0].message
+
+
+def test_an_image_provider_must_be_written_out_literally() -> None:
+    defn = {
+        "name": "templated provider",
+        "inputSchema": {"type": "object", "properties": {"p": {"type": "string"}}},
+        "nodes": [
+            {
+                "id": "r",
+                "type": "image.generate",
+                "params": {"prompt": "x", "provider": "{{ inputs.p }}"},
+            }
+        ],
+        "outputs": {"image": "{{ nodes.r.image }}"},
+    }
+    _, problems = parse_definition(defn)
+    assert any("literally" in p.message for p in problems)
+
+
+def test_a_comfyui_node_needs_a_graph_and_only_comfyui_takes_one() -> None:
+    with pytest.raises(ValidationError, match="graph"):
+        valid("image.generate", prompt="x", provider="comfyui")
+    with pytest.raises(ValidationError, match="for provider comfyui"):
+        valid("image.generate", prompt="x", provider="openai", graph={"1": {}})
+    assert valid("image.generate", prompt="x", provider="comfyui", graph={"1": {}})
