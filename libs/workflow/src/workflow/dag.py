@@ -38,6 +38,18 @@ def dependencies(defn: WorkflowDefinition) -> dict[str, frozenset[str]]:
     return graph
 
 
+def dependents(defn: WorkflowDefinition, node_id: str) -> frozenset[str]:
+    """Ids of the nodes that depend on ``node_id``, directly or through other nodes (itself
+    only if it is on a cycle, which validation refuses)."""
+    graph = dependencies(defn)
+    found: set[str] = set()
+    frontier = {node_id}
+    while frontier:
+        frontier = {n for n, needs in graph.items() if needs & frontier and n not in found}
+        found |= frontier
+    return frozenset(found)
+
+
 def find_cycles(defn: WorkflowDefinition) -> list[tuple[str, ...]]:
     """Each group of nodes that depend on each other, a self-referencing node included.
 

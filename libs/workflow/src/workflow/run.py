@@ -34,7 +34,13 @@ from workflow.dag import dependencies
 from workflow.definition import Backoff, NodeSpec, WorkflowDefinition
 from workflow.limits import JITTER_MAX, JITTER_MIN, Limits, exceeded
 from workflow.state import RunStatus, StepStatus, is_terminal, transition
-from workflow.template import ResolutionError, TemplateSyntaxError, ValueTooLarge, resolve
+from workflow.template import (
+    ResolutionError,
+    TemplateError,
+    TemplateSyntaxError,
+    ValueTooLarge,
+    resolve,
+)
 from workflow.validation import ParamsError, validate_params
 
 # The defaults live in workflow.limits. `model_construct` takes the fields' defaults without
@@ -138,6 +144,9 @@ class StepState(RunModel):
     """A map step's limit on items in flight (dispatched or retrying) at once."""
     items: list[MapItemState] | None = None
     """A map step's items, in input order."""
+    reused_from: str | None = None
+    """A rerun's step that was not run again: succeeded from the start with the outputs it
+    had in this run (see :func:`new_run_state`), never dispatched."""
 
 
 class RunState(RunModel):
@@ -308,6 +317,15 @@ def item_node_id(map_id: str, index: int) -> str:
     return f"{map_id}[{index}]"
 
 
+@dataclass(frozen=True)
+class ReusedStep:
+    """A step a rerun takes as done: the outputs it stored in run ``run_id``."""
+
+    outputs: Mapping[str, Any]
+    run_id: str
+    """The run whose execution of the step produced ``outputs``."""
+
+
 def new_run_state(
     run_id: str,
     defn: WorkflowDefinition,
@@ -319,7 +337,11 @@ def new_run_state(
     parent_attempt: int | None = None,
     depth: int = 0,
     root_run_id: str | None = None,
+    reused: Mapping[str, ReusedStep] | None = None,
 ) -> RunState:
+    """A queued run. Steps in ``reused`` (a rerun's, see ``workflow.rerun``) start succeeded
+    with their stored outputs: :func:`start_run` dispatches only what is left, as it would
+    after those steps had succeeded in this run."""
     parent = (parent_run_id, parent_node_id, parent_attempt)
     if any(part is not None for part in parent) and any(part is None for part in parent):
         raise ValueError("a child run needs parent_run_id, parent_node_id and parent_attempt")
@@ -327,11 +349,25 @@ def new_run_state(
         raise ValueError(f"depth cannot be negative ({depth})")
     if timeout_seconds is not None and timeout_seconds <= 0:
         raise ValueError(f"timeout_seconds must be positive ({timeout_seconds})")
+    reused = reused or {}
+    unknown = sorted(set(reused) - {node.id for node in defn.nodes})
+    if unknown:
+        raise ValueError(f"reused steps that are not nodes of the workflow: {unknown}")
     return RunState(
         run_id=run_id,
         status=RunStatus.QUEUED,
         inputs=dict(inputs),
-        steps={node.id: StepState(node_id=node.id) for node in defn.nodes},
+        steps={
+            node.id: StepState(
+                node_id=node.id,
+                status=StepStatus.SUCCEEDED,
+                outputs=dict(reused[node.id].outputs),
+                reused_from=reused[node.id].run_id,
+            )
+            if node.id in reused
+            else StepState(node_id=node.id)
+            for node in defn.nodes
+        },
         timeout_seconds=timeout_seconds,
         parent_run_id=parent_run_id,
         parent_node_id=parent_node_id,
@@ -730,6 +766,57 @@ def _dispatch_params(
     if node_type is None:
         return {}, StepError(code="unknown_node_type", message=f"unknown node type {node.type!r}")
     return _resolved_params(node_type, node.params, context, limits)
+
+
+def step_params(
+    defn: WorkflowDefinition, run: RunState, node_id: str, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, Any] | None:
+    """The params step ``node_id`` is dispatched with, for people to read: its node's params
+    resolved against the run's inputs and the outputs of the steps it references, validated,
+    defaults filled in. Stored outputs never change, so this is what the orchestrator resolved
+    when it dispatched the step. A map step shows its own params and its template (``node``)
+    as written (each item resolves it with its own ``item``). None for a node that is not in
+    the definition or of a type the catalog does not know.
+
+    Should the whole not resolve (a step that could not start), each param is shown on its
+    own: as written when it cannot be resolved, and as :func:`omitted_param` when it resolves
+    to more than ``MAX_RESOLVED_VALUE_BYTES``.
+    """
+    node = defn.node(node_id)
+    node_type = get_node_type(node.type) if node is not None else None
+    if node is None or node_type is None:
+        return None
+    context = _context(run)
+    limit = limits.max_resolved_value_bytes
+    if node.type == "map":
+        own = {name: value for name, value in node.params.items() if name != "node"}
+        try:
+            resolved = resolve(own, context, max_bytes=limit)
+            model = validate_params(node_type, {**resolved, "node": node.params.get("node")})
+        except (TemplateError, ParamsError):
+            return {**_each_param(own, context, limit), "node": node.params.get("node")}
+        return model.model_dump(mode="json", by_alias=True)
+    params, error = _resolved_params(node_type, node.params, context, limits)
+    return params if error is None else _each_param(node.params, context, limit)
+
+
+def omitted_param(limit: int) -> dict[str, Any]:
+    """What :func:`step_params` shows for a param larger than ``limit`` bytes resolved."""
+    return {"omitted": "value_too_large", "maxBytes": limit}
+
+
+def _each_param(
+    params: Mapping[str, Any], context: Mapping[str, Any], limit: int
+) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for name, value in params.items():
+        try:
+            shown[name] = resolve(value, context, max_bytes=limit)
+        except ValueTooLarge:
+            shown[name] = omitted_param(limit)
+        except TemplateError:
+            shown[name] = value  # it never resolved: as written
+    return shown
 
 
 def _resolved_params(
