@@ -24,6 +24,30 @@ class RunRequest(Contract):
     )
 
 
+class RerunRequest(Contract):
+    """A new run of the same workflow version as the run it reruns. What is left out is the
+    original's: its inputs, metadata, webhook and timeout."""
+
+    from_node: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+        description="Run this node and every node that depends on it again; every other step "
+        "reuses the outputs it stored in the original run (each must have succeeded there). "
+        "Without it, every step runs again.",
+    )
+    inputs: dict[str, Any] | None = Field(
+        default=None, description="Other inputs, checked against the version's input schema."
+    )
+    metadata: dict[str, Any] | None = Field(default=None, description="Replaces the original's.")
+    webhook: HttpUrl | None = Field(
+        default=None, description="Replaces the original's webhook; `null` sends none."
+    )
+    webhook_events: list[WebhookEventName] | None = None
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=7 * 24 * 3600, description="Fail the run when it runs longer."
+    )
+
+
 class RunList(Contract):
     items: list[RunResource]
     next_cursor: str | None = None

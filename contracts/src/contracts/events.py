@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field
 
 from contracts.base import Contract
-from contracts.run import OutputAsset, RunError, RunStatus, StepView
+from contracts.run import OutputAsset, RerunOf, RunError, RunStatus, StepView
 
 TYPE_PREFIX = "com.sprello.workflow."
 
@@ -152,6 +152,7 @@ class RunEventData(EventData):
         default_factory=list, description="The run's steps, as in the run resource."
     )
     parent_run_id: str | None = None
+    rerun_of: RerunOf | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -114,6 +114,57 @@ class StepView(Contract):
     provider: StepProvider | None = Field(
         default=None, description="For `image.generate` steps that succeeded."
     )
+    reused_from: str | None = Field(
+        default=None,
+        description="For a rerun's step that was not run again: the run whose outputs it "
+        "reused (the run that produced them). It succeeded without being dispatched.",
+    )
+
+
+class MapItemView(Contract):
+    """One item of a `map` step (in a run's full detail)."""
+
+    index: int
+    status: StepStatus
+    attempt: int
+    error: StepError | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outputs: list[OutputAsset] | None = Field(
+        default=None, description="The item's outputs, once it succeeded."
+    )
+
+
+class StepDetail(StepView):
+    """A step in a run's full detail (`GET /v1/runs/{runId}?detail=full`): the step view and
+    what it was given and gave. Never in run events or webhooks."""
+
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="The params the step was dispatched with: its node's params with every "
+        "`{{ … }}` reference resolved, defaults filled in (a `map` step: its own params, its "
+        "template `node` as written). A param larger than `MAX_RESOLVED_VALUE_BYTES` shows "
+        '`{"omitted": "value_too_large", "maxBytes": <limit>}`. Null for a step never '
+        "dispatched (a reused step shows those of the run it was reused from).",
+    )
+    outputs: list[OutputAsset] | None = Field(
+        default=None,
+        description="The step's outputs rendered like the run's (assets with presigned `url`), "
+        "once it succeeded; null for a `map` step, whose items carry theirs.",
+    )
+    items: list[MapItemView] | None = Field(
+        default=None,
+        description="A `map` step's items, when it has at most 500 of them.",
+    )
+
+
+class RerunOf(Contract):
+    """Where a rerun came from."""
+
+    run_id: str = Field(description="The run this one reruns.")
+    from_node: str | None = Field(
+        default=None, description="The node it was rerun from; null for a rerun of every step."
+    )
 
 
 class RunResource(Contract):
@@ -126,6 +177,18 @@ class RunResource(Contract):
     metadata: dict[str, Any] = Field(default_factory=dict)
     steps: list[StepView] = Field(default_factory=list)
     parent_run_id: str | None = Field(default=None, description="Set on a chained child run.")
+    rerun_of: RerunOf | None = Field(
+        default=None, description="Set on a run started by `POST /v1/runs/{runId}/rerun`."
+    )
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
+
+
+class RunDetail(RunResource):
+    """The run resource with each step's params, outputs and map items
+    (`GET /v1/runs/{runId}?detail=full`); `GET` without it answers the run resource alone."""
+
+    # Narrower than the resource's list of StepView (each is one): mypy's list invariance
+    # does not know pydantic validates the field anew in the subclass.
+    steps: list[StepDetail] = Field(default_factory=list)  # type: ignore[assignment]
