@@ -28,13 +28,21 @@ from __future__ import annotations
 import builtins
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from contracts.run import RerunOf
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from storage.ids import time_ordered_id
 from storage.mongo import Document
+
+ID_CLOCK_MARGIN = timedelta(minutes=1)
+"""How much later than its `createdAt` a run's id may have been minted: runs stored before
+ids were minted from the creation time got theirs a moment after it, and a child run's
+`createdAt` is the orchestrator's clock while its id comes from the ingress's."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 LIVE_STATUSES = ("queued", "running")
 """The statuses a run can have while something is still due for it."""
@@ -68,6 +76,8 @@ class RunRecord:
     claim: str | None = None
     """The nonce of the claim that wrote this revision (tells a claim that was applied from
     one a stale writer left behind)."""
+    rerun_of: RerunOf | None = None
+    """The run (and node) this one reruns, if it is a rerun."""
 
     def evolve(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -92,6 +102,7 @@ def to_document(r: RunRecord) -> Document:
         "timers": r.timers_json,
         "dueAt": r.due_at,
         "claim": r.claim,
+        "rerunOf": r.rerun_of.model_dump(by_alias=True) if r.rerun_of is not None else None,
     }
 
 
@@ -114,6 +125,7 @@ def from_document(d: Document) -> RunRecord:
         timers_json=d.get("timers") or "[]",
         due_at=d.get("dueAt"),
         claim=d.get("claim"),
+        rerun_of=RerunOf.model_validate(d["rerunOf"]) if d.get("rerunOf") else None,
     )
 
 
@@ -149,6 +161,46 @@ def _claim_from(d: Document) -> Claim:
     )
 
 
+def list_filter(
+    *,
+    tenant_id: str,
+    workflow_id: str | None = None,
+    status: str | None = None,
+    before: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> Document:
+    """The filter of `RunRepository.list`, walked newest first (`_id` descending).
+
+    Equalities on top-level fields: FerretDB pushes exactly those down to PostgreSQL, where
+    the GIN twin of `tenantId` (and of `workflowId`/`status`) selects the tenant's runs; on
+    MongoDB the `tenant…_newest_first` indexes serve them and the sort. The time range is on
+    `createdAt` itself (exact, to the millisecond dates are stored with), and
+    `created_before` also bounds `_id`: a run's id is minted from its creation time (a child
+    run's from its parent's, earlier still), so no id minted later than `created_before` plus
+    `ID_CLOCK_MARGIN` can match, and MongoDB starts its index walk there instead of at the
+    tenant's newest run."""
+    query: Document = {"tenantId": tenant_id}
+    if workflow_id is not None:
+        query["workflowId"] = workflow_id
+    if status is not None:
+        query["status"] = status
+    id_bounds = [before] if before is not None else []
+    created: Document = {}
+    if created_after is not None:
+        created["$gte"] = created_after
+    if created_before is not None:
+        created["$lt"] = created_before
+        ms = (created_before + ID_CLOCK_MARGIN - EPOCH) // timedelta(milliseconds=1)
+        # The smallest id of the next millisecond: above every id minted up to then.
+        id_bounds.append(time_ordered_id("run", ms + 1)[:16])
+    if id_bounds:
+        query["_id"] = {"$lt": min(id_bounds)}
+    if created:
+        query["createdAt"] = created
+    return query
+
+
 class RunRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._runs = db.runs
@@ -172,16 +224,20 @@ class RunRepository:
         workflow_id: str | None = None,
         status: str | None = None,
         before: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 20,
     ) -> list[RunRecord]:
-        """Newest first: run ids are time-ordered, so `before` (a run id) is the cursor."""
-        query: Document = {"tenantId": tenant_id}
-        if workflow_id is not None:
-            query["workflowId"] = workflow_id
-        if status is not None:
-            query["status"] = status
-        if before is not None:
-            query["_id"] = {"$lt": before}
+        """Newest first: run ids are time-ordered, so `before` (a run id) is the cursor.
+        `created_after` <= createdAt < `created_before` when given."""
+        query = list_filter(
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            status=status,
+            before=before,
+            created_after=created_after,
+            created_before=created_before,
+        )
         cursor = self._runs.find(query).sort("_id", -1).limit(limit)
         return [from_document(d) async for d in cursor]
 
