@@ -6,14 +6,16 @@ kept for good.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from contracts.run import RunResource
+from contracts.run import RunDetail, RunResource
 from storage.runs import RunRecord
 from storage.workflows import WorkflowRecord, WorkflowRepository
 from workflow.definition import WorkflowDefinition
+from workflow.limits import Limits
+from workflow.run import RunState
 
-from runview.render import load_view, to_resource
+from runview.render import load_view, to_detail, to_resource
 
 Key = tuple[str, str, int]
 
@@ -52,3 +54,22 @@ class RunRenderer:
             record.tenant_id, record.workflow_id, record.workflow_version
         )
         return to_resource(load_view(record), defn, self._presign)
+
+    async def render_detail(
+        self,
+        record: RunRecord,
+        limits: Limits,
+        load: Callable[[str], Awaitable[RunRecord | None]],
+    ) -> RunDetail:
+        """The run's full detail (`GET /v1/runs/{runId}?detail=full`): `load` reads each run
+        its reused steps came from (one read per such run, usually one), for their params."""
+        defn = await self._definitions.get(
+            record.tenant_id, record.workflow_id, record.workflow_version
+        )
+        view = load_view(record)
+        sources: dict[str, RunState] = {}
+        for run_id in sorted({s.reused_from for s in view.state.steps.values() if s.reused_from}):
+            source = await load(run_id)
+            if source is not None:
+                sources[run_id] = RunState.model_validate_json(source.state_json)
+        return to_detail(view, defn, self._presign, limits, sources)

@@ -9,11 +9,14 @@ from typing import Any
 
 from contracts.events import RUN_EVENT_BY_STATUS, AssetInfo, RunEventData
 from contracts.run import (
+    MapItemView,
     OutputAsset,
+    RunDetail,
     RunError,
     RunResource,
     RunStatus,
     StepAttempt,
+    StepDetail,
     StepError,
     StepProvider,
     StepStatus,
@@ -22,11 +25,15 @@ from contracts.run import (
 from pydantic import ValidationError
 from storage.runs import RunRecord
 from workflow.definition import WorkflowDefinition
-from workflow.run import RunState
+from workflow.limits import Limits
+from workflow.run import MapItemState, RunState, StepState, item_node_id, step_params
 from workflow.run import StepError as DomainStepError
 from workflow.state import StepStatus as DomainStepStatus
 
 Presign = Callable[[str], str]
+
+MAX_DETAIL_ITEMS = 500
+"""A map step's items are listed in a run's full detail up to this many (its counts always)."""
 
 
 @dataclass(frozen=True)
@@ -71,20 +78,26 @@ def _output_entry(
 
 
 def outputs_of(view: RunView, presign: Presign | None) -> list[OutputAsset]:
+    return render_outputs(view.state.outputs or {}, view.assets, presign)
+
+
+def render_outputs(
+    outputs: Mapping[str, Any], assets: dict[str, AssetInfo], presign: Presign | None
+) -> list[OutputAsset]:
+    """Named values as output entries: an asset (or a list of them) with its description and,
+    with `presign`, a URL; anything else as text or JSON."""
     entries: list[OutputAsset] = []
-    for name, value in (view.state.outputs or {}).items():
+    for name, value in outputs.items():
         is_asset_list = (
             isinstance(value, list)
             and value
-            and all(v in view.assets for v in value if isinstance(v, str))
+            and all(v in assets for v in value if isinstance(v, str))
             and all(isinstance(v, str) for v in value)
         )
         if is_asset_list:
-            entries += [
-                _output_entry(name, i, v, view.assets, presign) for i, v in enumerate(value)
-            ]
+            entries += [_output_entry(name, i, v, assets, presign) for i, v in enumerate(value)]
         else:
-            entries.append(_output_entry(name, None, value, view.assets, presign))
+            entries.append(_output_entry(name, None, value, assets, presign))
     return entries
 
 
@@ -149,9 +162,72 @@ def _steps(view: RunView, defn: WorkflowDefinition) -> list[StepView]:
                 items_done=sum(1 for i in items if i.status is DomainStepStatus.SUCCEEDED)
                 if step.items_total is not None
                 else None,
+                reused_from=step.reused_from,
             )
         )
     return views
+
+
+def _step_detail(
+    base: StepView,
+    step: StepState,
+    view: RunView,
+    defn: WorkflowDefinition,
+    presign: Presign | None,
+    limits: Limits,
+    sources: Mapping[str, RunState],
+) -> StepDetail:
+    is_map = base.type == "map"
+    params = None
+    if step.reused_from is not None:
+        # Resolved where it ran: a rerun may have other inputs than the run it reused from.
+        source = sources.get(step.reused_from)
+        params = step_params(defn, source, step.node_id, limits) if source else None
+    elif step.attempt >= 1:  # dispatched at least once
+        params = step_params(defn, view.state, step.node_id, limits)
+    outputs = None
+    if step.status is DomainStepStatus.SUCCEEDED and not is_map:
+        outputs = render_outputs(step.outputs or {}, view.assets, presign)
+    items = None
+    if step.items is not None and len(step.items) <= MAX_DETAIL_ITEMS:
+        items = [_item_view(step.node_id, item, view.assets, presign) for item in step.items]
+    return StepDetail(**dict(base), params=params, outputs=outputs, items=items)
+
+
+def _item_view(
+    map_id: str, item: MapItemState, assets: dict[str, AssetInfo], presign: Presign | None
+) -> MapItemView:
+    succeeded = item.status is DomainStepStatus.SUCCEEDED
+    return MapItemView(
+        index=item.index,
+        status=StepStatus(item.status.value),
+        attempt=item.attempt,
+        error=_step_error(item.error, item_node_id(map_id, item.index)),
+        started_at=item.started_at,
+        finished_at=item.finished_at,
+        outputs=render_outputs(item.outputs or {}, assets, presign) if succeeded else None,
+    )
+
+
+def to_detail(
+    view: RunView,
+    defn: WorkflowDefinition,
+    presign: Presign | None,
+    limits: Limits,
+    sources: Mapping[str, RunState] | None = None,
+) -> RunDetail:
+    """The run resource with each step's params, outputs and map items (at most
+    `MAX_DETAIL_ITEMS`), for people looking at one run; never sent in events or webhooks.
+    `sources` are the runs reused steps name (`reused_from`), by id: their params are resolved
+    there; a reused step whose run is not given shows none."""
+    resource = to_resource(view, defn, presign)
+    steps = [
+        _step_detail(
+            base, view.state.steps[base.node_id], view, defn, presign, limits, sources or {}
+        )
+        for base in resource.steps
+    ]
+    return RunDetail(**{**dict(resource), "steps": steps})
 
 
 def to_resource(view: RunView, defn: WorkflowDefinition, presign: Presign | None) -> RunResource:
@@ -166,6 +242,7 @@ def to_resource(view: RunView, defn: WorkflowDefinition, presign: Presign | None
         metadata=view.metadata,
         steps=_steps(view, defn),
         parent_run_id=view.state.parent_run_id,
+        rerun_of=r.rerun_of,
         created_at=r.created_at,
         started_at=view.state.started_at,
         completed_at=view.state.completed_at,
@@ -189,6 +266,7 @@ def to_event_data(view: RunView, defn: WorkflowDefinition) -> RunEventData:
         metadata=view.metadata,
         steps=_steps(view, defn),
         parent_run_id=view.state.parent_run_id,
+        rerun_of=r.rerun_of,
         created_at=r.created_at,
         started_at=view.state.started_at,
         completed_at=view.state.completed_at,
@@ -210,6 +288,7 @@ def from_event_data(event: RunEventData, presign: Presign) -> RunResource:
         metadata=event.metadata,
         steps=event.steps,
         parent_run_id=event.parent_run_id,
+        rerun_of=event.rerun_of,
         created_at=event.created_at,
         started_at=event.started_at,
         completed_at=event.completed_at,
