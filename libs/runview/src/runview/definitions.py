@@ -6,6 +6,7 @@ kept for good.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from contracts.run import RunDetail, RunResource
@@ -72,4 +73,5 @@ class RunRenderer:
             source = await load(run_id)
             if source is not None:
                 sources[run_id] = RunState.model_validate_json(source.state_json)
-        return to_detail(view, defn, self._presign, limits, sources)
+        # Resolving every step's params is CPU work proportional to the run: off the loop.
+        return await asyncio.to_thread(to_detail, view, defn, self._presign, limits, sources)

@@ -191,9 +191,10 @@ def list_filter(
         created["$gte"] = created_after
     if created_before is not None:
         created["$lt"] = created_before
-        ms = (created_before + ID_CLOCK_MARGIN - EPOCH) // timedelta(milliseconds=1)
-        # The smallest id of the next millisecond: above every id minted up to then.
-        id_bounds.append(time_ordered_id("run", ms + 1)[:16])
+        if created_before < datetime.max.replace(tzinfo=UTC) - ID_CLOCK_MARGIN:
+            ms = max((created_before + ID_CLOCK_MARGIN - EPOCH) // timedelta(milliseconds=1), -1)
+            # The smallest id of the next millisecond: above every id minted up to then.
+            id_bounds.append(time_ordered_id("run", ms + 1)[:16])
     if id_bounds:
         query["_id"] = {"$lt": min(id_bounds)}
     if created:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.api import RunRequest
+from contracts.api import RerunRequest, RunRequest
 from fastapi import FastAPI
 from pydantic import BaseModel
 from workflow.catalog import CATALOG
@@ -23,7 +23,10 @@ BODIES: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("/v1/workflows/{workflow_id}", "put", WorkflowDefinition),
     ("/v1/workflows/{workflow_id}/run", "post", RunRequest),
     ("/v1/providers/{name}", "put", ProviderCredentialsRequest),
+    ("/v1/runs/{run_id}/rerun", "post", RerunRequest),
 )
+OPTIONAL_BODIES = frozenset({"/v1/runs/{run_id}/rerun"})
+"""Operations whose body may be left out (every field is optional): a rerun."""
 METRICS_MEDIA_TYPE = "text/plain"
 PREFER = {
     "name": "Prefer",
@@ -77,8 +80,9 @@ def _tighten(schemas: dict[str, Any], limits: Limits) -> None:
         props["outputs"]["minProperties"] = 1
         definition["required"] = sorted({*definition.get("required", []), "outputs"})
     _bound_number(props.get("timeoutSeconds"), limits.max_run_timeout_seconds)
-    run = schemas.get("RunRequest", {}).get("properties", {})
-    _bound_number(run.get("timeoutSeconds"), limits.max_run_timeout_seconds)
+    for request in ("RunRequest", "RerunRequest"):
+        run = schemas.get(request, {}).get("properties", {})
+        _bound_number(run.get("timeoutSeconds"), limits.max_run_timeout_seconds)
 
 
 def document_raw_bodies(app: FastAPI, limits: Limits) -> None:
@@ -94,16 +98,15 @@ def document_raw_bodies(app: FastAPI, limits: Limits) -> None:
             schemas.update(schema.pop("$defs", {}))
             schemas[model.__name__] = schema
             doc["paths"][path][method]["requestBody"] = {
-                "required": True,
+                "required": path not in OPTIONAL_BODIES,
                 "content": {
                     "application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}
                 },
             }
         _tighten(schemas, limits)
         # Read by the handler itself (`ingress.prefer`), so FastAPI cannot know it.
-        doc["paths"]["/v1/workflows/{workflow_id}/run"]["post"].setdefault("parameters", []).append(
-            PREFER
-        )
+        for starts_a_run in ("/v1/workflows/{workflow_id}/run", "/v1/runs/{run_id}/rerun"):
+            doc["paths"][starts_a_run]["post"].setdefault("parameters", []).append(PREFER)
         doc["paths"]["/v1/assets"]["post"]["requestBody"] = _upload_body(limits)
         metrics = doc["paths"].get("/metrics", {}).get("get")
         if metrics is not None:
