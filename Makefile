@@ -9,13 +9,14 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 RUN := $(UV) run --frozen
 DEVSTACK := $(RUN) python -m devstack
 
-.PHONY: help uv sync up down run test test-unit lint format schemas bench fuzz status logs
+.PHONY: help uv sync up down run test test-unit lint format schemas bench fuzz status logs k8s-tools
 
 help:
 	@echo "make run    the real stack + the four services in the foreground (Ctrl-C stops)"
 	@echo "make test   every test layer against the real stack (brought up if needed)"
 	@echo "make up     the same stack and services, detached;  make down  stops everything"
 	@echo "make lint   ruff format --check, ruff check, mypy --strict"
+	@echo "make k8s-tools  kustomize and the CRDs the deploy/k8s tests use (cached)"
 	@echo "make bench  sync latency against the Kafka round-trip floor"
 	@echo "make fuzz   schemathesis, every check, 10,000+ cases against make up's API"
 
@@ -43,9 +44,14 @@ status: sync
 logs: sync
 	$(DEVSTACK) logs
 
-test: sync
+test: sync k8s-tools
 	$(DEVSTACK) up
 	$(RUN) pytest
+
+# kustomize and the KEDA and Strimzi CRDs that tests/deploy checks deploy/k8s with, built or
+# fetched once into ~/.cache/workflow-devstack (devstack.k8s); a second of checking when cached.
+k8s-tools: sync
+	$(RUN) python -m devstack.k8s
 
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e"
