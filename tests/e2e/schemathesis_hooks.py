@@ -21,6 +21,16 @@ SEMANTIC_PROBLEMS = {
             "invalid-request",
         }
     ),
+    # The same checks as a run start, and `fromNode` against the workflow's nodes.
+    "POST /v1/runs/{run_id}/rerun": frozenset(
+        {
+            "invalid-text",
+            "invalid-inputs",
+            "webhook-refused",
+            "idempotency-conflict",
+            "invalid-request",
+        }
+    ),
     # Which field a provider needs depends on the path; a base URL must be an absolute http(s)
     # URL without credentials.
     "PUT /v1/providers/{name}": frozenset({"invalid-provider-credentials", "invalid-text"}),
