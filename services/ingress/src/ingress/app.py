@@ -27,7 +27,7 @@ from storage.usage import UsageRepository
 from storage.workflows import WorkflowRepository
 
 from contracts import events as ev
-from ingress import problems, ratelimit
+from ingress import problems, ratelimit, webui
 from ingress.auth import RATELIMIT_STATE
 from ingress.hub import TERMINAL_TYPES, Hub
 from ingress.openapi_bodies import document_raw_bodies
@@ -162,6 +162,10 @@ def create_app(settings: IngressSettings) -> FastAPI:
         version="1.0.0",
         description="Every canvas workflow as a callable HTTP endpoint.",
         lifespan=lifespan,
+        # `/docs` is served by webui with Swagger UI's assets from the project, not a CDN;
+        # ReDoc (FastAPI's /redoc) loads from its CDN, so it is not served.
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app, retry_after_seconds=settings.dependency_retry_after_seconds)
     app.add_middleware(RateLimitHeaders)
@@ -174,6 +178,7 @@ def create_app(settings: IngressSettings) -> FastAPI:
     app.include_router(providers.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    webui.install(app)
     # A server span per request, continuing an incoming `traceparent` (bus.tracing).
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app
