@@ -73,3 +73,8 @@ def test_the_banner_gives_the_cli_line_with_the_key_next_to_the_curl_line() -> N
     assert "WORKFLOW_API_URL=http://127.0.0.1:38000 WORKFLOW_API_KEY=wfk_key " in line
     assert "/.venv/bin/workflow run studio-portrait -i prompt=" in line
     assert "--download /tmp/studio-portrait" in line
+
+
+def test_the_banner_gives_the_console_url() -> None:
+    line = apps.console_line("http://127.0.0.1:38000")
+    assert "http://127.0.0.1:38000/console " in line

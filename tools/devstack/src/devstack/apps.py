@@ -270,6 +270,12 @@ def cli_line(api: str, key: str) -> str:
     )
 
 
+def console_line(api: str) -> str:
+    """The run console the ingress serves (runs, a run's timeline, workflows and their forms);
+    it asks for the API key once per browser tab."""
+    return f"  Console:  {api}/console  (in a browser; sign in with the API key below)"
+
+
 def openapi_line(api: str) -> str:
     """Where a client generator finds the demo workflow's own OpenAPI document (typed inputs,
     named outputs); like every route it needs the key."""
@@ -454,6 +460,7 @@ def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     return (
         "\n"
         "==================== Workflow API is running ====================\n"
+        f"{console_line(api)}\n"
         f"  API:      {api}  (docs: {api}/docs)\n"
         f"  API key:  {env['WORKFLOW_API_KEY']}\n"
         f"  Admin key (/v1/admin, /metrics): ADMIN_API_KEY in {settings.env_file}\n"
