@@ -6,7 +6,7 @@ import pytest
 from devstack.errors import DevstackError
 from devstack.mongodb import ferretdb_version, server_version
 from devstack.s3 import weed_command, weed_ports
-from devstack.settings import Settings
+from devstack.settings import SERVICES, Settings
 
 SEAWEEDFS_DEFAULT_PORTS = {
     6060, 7333, 8080, 8181, 8333, 8888, 9101, 9333, 9340,
@@ -60,3 +60,36 @@ def test_errors_name_the_component_the_reason_and_the_log(tmp_path: Path) -> Non
         "    line 1",
         "    line 2",
     ]
+
+
+def test_replicas_are_one_each_by_default_more_in_the_cluster_profile_and_follow_the_variable() -> (
+    None
+):
+    assert dict(Settings.from_env({}).replicas) == dict.fromkeys(SERVICES, 1)
+    cluster = Settings.from_env({"DEVSTACK_PROFILE": "cluster"})
+    assert dict(cluster.replicas) == {
+        "ingress": 2,
+        "orchestrator": 3,
+        "executor": 3,
+        "notifier": 2,
+    }
+    custom = Settings.from_env({"DEVSTACK_REPLICAS": " orchestrator=3, ingress=2 ,"})
+    assert dict(custom.replicas) == {
+        "ingress": 2,
+        "orchestrator": 3,
+        "executor": 1,
+        "notifier": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "value", ["gateway=2", "orchestrator", "orchestrator=two", "executor=0", "executor=10"]
+)
+def test_bad_replica_counts_are_rejected_naming_the_variable(value: str) -> None:
+    with pytest.raises(ValueError, match="DEVSTACK_REPLICAS"):
+        Settings.from_env({"DEVSTACK_REPLICAS": value})
+
+
+def test_an_unknown_profile_is_rejected() -> None:
+    with pytest.raises(ValueError, match="DEVSTACK_PROFILE must be one of default, cluster"):
+        Settings.from_env({"DEVSTACK_PROFILE": "huge"})

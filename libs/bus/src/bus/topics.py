@@ -36,6 +36,7 @@ DESCRIPTION: dict[Topic, str] = {
 class TopicSpec:
     name: str
     partitions: int
+    replication_factor: int
     config: dict[str, str]
 
 
@@ -45,12 +46,22 @@ def topic_name(topic: Topic, prefix: str = "") -> str:
     return f"{prefix}{topic.value}"
 
 
-def topic_specs(partitions: int, prefix: str = "") -> list[TopicSpec]:
+def topic_specs(
+    partitions: int,
+    prefix: str = "",
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> list[TopicSpec]:
     """Topics to create up front; all keyed by runId, so they share one partition count.
 
     Run-scoped topics must be co-partitioned: the orchestrator consumes several of them in one
-    consumer so that one instance owns every event of a run.
+    consumer so that one instance owns every event of a run. Producers write with `acks=all`
+    (`bus.broker`), so a write succeeds once `min_insync_replicas` replicas have it: with 3
+    replicas and 2 in sync, one broker may be down without losing a write or refusing one.
     """
+    config = {"min.insync.replicas": str(min_insync_replicas)}
     return [
-        TopicSpec(topic_name(t, prefix), partitions, {"min.insync.replicas": "1"}) for t in Topic
+        TopicSpec(topic_name(t, prefix), partitions, replication_factor, dict(config))
+        for t in Topic
     ]

@@ -59,10 +59,10 @@ async def ensure_up_async(partitions: int | None = None) -> Endpoints:
 def ensure_topics(prefix: str) -> list[str]:
     """Create the registry's topics in the namespace `prefix` (see `KAFKA_TOPIC_PREFIX`),
     with the stack's partition count; the names created."""
-    from devstack.kafka import Kafka
+    from devstack.kafka import ensure_topics as create
 
     settings = Settings.from_env()
-    return asyncio.run(Kafka(settings).ensure_topics(settings.partitions, prefix))
+    return asyncio.run(create(settings, settings.partitions, prefix))
 
 
 def read_env() -> dict[str, str]:

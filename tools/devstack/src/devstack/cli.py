@@ -110,7 +110,7 @@ def _status(settings: Settings) -> int:
 
 
 def _logs(settings: Settings, component: str | None, lines: int, follow: bool) -> int:
-    names = [component] if component else stack.component_names()
+    names = [component] if component else stack.component_names(settings)
     files = [settings.logs_dir / f"{name}.log" for name in names]
     if follow:
         existing = [str(f) for f in files if f.exists()]

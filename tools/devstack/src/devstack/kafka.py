@@ -1,4 +1,5 @@
-"""Apache Kafka 4.x as one KRaft node (broker + controller) from Maven Central jars."""
+"""Apache Kafka 4.x from Maven Central jars: one KRaft node (broker + controller), or three
+on loopback in the cluster profile (each a broker and a voter of a static controller quorum)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import hashlib
 import re
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from bus.topics import topic_specs
 from devstack import cache, process
 from devstack.component import Component, Launch, Say
 from devstack.paths import assets_dir
+from devstack.settings import Settings
 
 HEALTH_TOPIC = "devstack.healthcheck"
 TOPIC_ALREADY_EXISTS = 36
@@ -44,6 +47,32 @@ def server_properties(host: str, port: int, controller_port: int, log_dir: Path)
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"{host}:{controller_port}",
+        **_node_properties(host, port, controller_port, log_dir),
+        **_replication_properties(replicas=1, min_insync=1),
+    }
+
+
+def cluster_node_properties(
+    host: str, node_id: int, ports: list[tuple[int, int]], log_dir: Path
+) -> dict[str, str]:
+    """Node `node_id` (1-based) of a combined cluster whose node n has broker and controller
+    ports `ports[n - 1]`: every node is a voter of a static quorum
+    (`controller.quorum.voters`), so each node's storage is formatted on its own, no
+    `--standalone` bootstrap, and any two nodes keep the metadata quorum and the topics
+    writable."""
+    port, controller_port = ports[node_id - 1]
+    voters = ",".join(f"{n}@{host}:{c}" for n, (_, c) in enumerate(ports, start=1))
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters,
+        **_node_properties(host, port, controller_port, log_dir),
+        **_replication_properties(replicas=len(ports), min_insync=len(ports) // 2 + 1),
+    }
+
+
+def _node_properties(host: str, port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
+    return {
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "controller.listener.names": "CONTROLLER",
@@ -51,17 +80,24 @@ def server_properties(host: str, port: int, controller_port: int, log_dir: Path)
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(log_dir),
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
         "auto.create.topics.enable": "false",
         "group.initial.rebalance.delay.ms": "0",
-        "offsets.topic.replication.factor": "1",
+    }
+
+
+def _replication_properties(replicas: int, min_insync: int) -> dict[str, str]:
+    """Defaults for topics and Kafka's own internal topics (consumer offsets, transactions,
+    share groups): on every node, writable while `min_insync` replicas are in sync."""
+    return {
+        "default.replication.factor": str(replicas),
+        "min.insync.replicas": str(min_insync),
+        "offsets.topic.replication.factor": str(replicas),
         "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min_insync),
         "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": str(min_insync),
         "share.coordinator.state.topic.num.partitions": "1",
     }
 
@@ -94,19 +130,41 @@ def kafka_version(libs: Path) -> str:
     return "unknown"
 
 
+_CLUSTER_ID_LOCK = threading.Lock()
+"""The nodes of a cluster start in threads of one `up`: one of them makes the cluster id."""
+
+
+def node_name(node_id: int, count: int) -> str:
+    return f"kafka-{node_id}" if count > 1 else "kafka"
+
+
+def nodes(settings: Settings) -> list[Kafka]:
+    """The Kafka nodes of the settings' profile."""
+    return [Kafka(settings, n) for n in range(1, settings.kafka_nodes + 1)]
+
+
 class Kafka(Component):
-    name = "kafka"
+    """One KRaft node: `kafka` (state in .stack/kafka/) in the default profile, `kafka-<n>`
+    (.stack/kafka-<n>/, its own ports) in the cluster profile."""
+
     probe_timeout = 15.0
+
+    def __init__(self, settings: Settings, node_id: int = 1) -> None:
+        super().__init__(settings)
+        self.node_id = node_id
+        self.clustered = settings.kafka_nodes > 1
+        self.name = node_name(node_id, settings.kafka_nodes)
 
     @property
     def port(self) -> int:
-        return self.settings.kafka_port
+        return self.settings.kafka_node_ports(self.node_id)[0]
 
     def ports(self) -> list[int]:
-        return [self.settings.kafka_port, self.settings.kafka_controller_port]
+        return list(self.settings.kafka_node_ports(self.node_id))
 
     @property
     def bootstrap(self) -> str:
+        """This node only: a probe checks this node, not whichever answers first."""
         return f"{self.settings.host}:{self.port}"
 
     @property
@@ -116,6 +174,13 @@ class Kafka(Component):
     @property
     def marker(self) -> str:
         return str(self.data_dir / "server.properties")
+
+    def properties(self) -> dict[str, str]:
+        host = self.settings.host
+        if not self.clustered:
+            return server_properties(host, self.port, self.ports()[1], self.log_dir)
+        ports = [self.settings.kafka_node_ports(n) for n in range(1, self.settings.kafka_nodes + 1)]
+        return cluster_node_properties(host, self.node_id, ports, self.log_dir)
 
     # -- provisioning --------------------------------------------------------------------------
     def libs_dir(self, say: Say) -> Path:
@@ -187,34 +252,36 @@ class Kafka(Component):
             return [f"-XX:SharedArchiveFile={archive}", "-Xshare:auto"]
         return [f"-XX:ArchiveClassesAtExit={archive}"]
 
+    @property
+    def cluster_id_file(self) -> Path:
+        if self.clustered:  # one id for every node, beside their folders
+            return self.settings.state_dir / "kafka-cluster.id"
+        return self.data_dir / "cluster.id"
+
     def cluster_id(self) -> str:
-        id_file = self.data_dir / "cluster.id"
-        try:
-            existing = id_file.read_text().strip()
-        except FileNotFoundError:
-            existing = ""
-        if not existing:
-            meta = self.log_dir / "meta.properties"
-            if meta.exists():  # state from an earlier run whose id file went missing
-                for line in meta.read_text().splitlines():
-                    if line.startswith("cluster.id="):
-                        existing = line.split("=", 1)[1].strip()
-            existing = existing or new_cluster_id()
-            id_file.write_text(existing + "\n")
-        return existing
+        with _CLUSTER_ID_LOCK:
+            id_file = self.cluster_id_file
+            try:
+                existing = id_file.read_text().strip()
+            except FileNotFoundError:
+                existing = ""
+            if not existing:
+                meta = self.log_dir / "meta.properties"
+                if meta.exists():  # state from an earlier run whose id file went missing
+                    for line in meta.read_text().splitlines():
+                        if line.startswith("cluster.id="):
+                            existing = line.split("=", 1)[1].strip()
+                existing = existing or new_cluster_id()
+                id_file.parent.mkdir(parents=True, exist_ok=True)
+                id_file.write_text(existing + "\n")
+            return existing
 
     def launch(self, say: Say) -> Launch:
         java = self.need_tool("java", JAVA_HINT)
         libs = self.libs_dir(say)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         props = self.data_dir / "server.properties"
-        props.write_text(
-            render_properties(
-                server_properties(
-                    self.settings.host, self.port, self.settings.kafka_controller_port, self.log_dir
-                )
-            )
-        )
+        props.write_text(render_properties(self.properties()))
         log4j = self.data_dir / "log4j2.properties"
         log4j.write_text(LOG4J2_PROPERTIES.format(level="INFO"))
         tool_log4j = self.data_dir / "log4j2-tools.properties"
@@ -222,12 +289,15 @@ class Kafka(Component):
         cluster_id = self.cluster_id()
         if not (self.log_dir / "meta.properties").exists():
             say(f"{self.name}: formatting storage (cluster id {cluster_id})")
+            # A single node bootstraps a dynamic quorum of itself (`--standalone`); a cluster
+            # node's static voters are in its properties.
+            standalone = [] if self.clustered else ["--standalone"]
             code, output = process.run_logged(
                 [
                     *self.java_cmd(java, libs, tool_log4j),
                     "kafka.tools.StorageTool",
                     "format",
-                    "--standalone",
+                    *standalone,
                     "--ignore-formatted",
                     "-t",
                     cluster_id,
@@ -256,23 +326,26 @@ class Kafka(Component):
         return self.read_meta().get("version", "Apache Kafka")
 
     async def _round_trip(self, request_timeout_ms: int) -> None:
-        """Metadata fetch, then an idempotent acks=all produce and a consume of that record."""
+        """Metadata fetch (this node among the live brokers), then an idempotent acks=all
+        produce and a consume of that record. In a cluster the health topic has a replica on
+        every node, so the first probe to pass is also the one that sees the cluster formed."""
         from aiokafka import (
             AIOKafkaConsumer,
             AIOKafkaProducer,
             TopicPartition,
         )
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.admin import AIOKafkaAdminClient
 
         ms = max(request_timeout_ms, 1000)
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=ms)
         await admin.start()
         try:
             cluster = await admin.describe_cluster()
-            if not cluster.get("brokers"):
-                raise RuntimeError("metadata lists no broker")
+            live = {int(b["node_id"]) for b in cluster.get("brokers", [])}
+            if self.node_id not in live:
+                raise RuntimeError(f"node {self.node_id} is not among the live brokers {live}")
             if HEALTH_TOPIC not in await admin.list_topics():
-                await _create(admin, [NewTopic(HEALTH_TOPIC, 1, 1)])
+                await _create(admin, [_new_topic(self.settings, HEALTH_TOPIC, 1)])
         finally:
             await admin.close()
         nonce = uuid.uuid4().hex.encode()
@@ -302,32 +375,53 @@ class Kafka(Component):
             await consumer.stop()
 
     def after_healthy(self, say: Say) -> None:
-        created = asyncio.run(self.ensure_topics(self.settings.partitions))
+        if self.node_id != 1:  # the topics are the cluster's: node 1 creates them
+            return
+        created = asyncio.run(ensure_topics(self.settings, self.settings.partitions))
         if created:
             say(
                 f"{self.name}: created topics {', '.join(created)} "
-                f"({self.settings.partitions} partitions)"
+                f"({self.settings.partitions} partitions, replication factor "
+                f"{self.settings.replication_factor}, min.insync.replicas "
+                f"{self.settings.min_insync_replicas})"
             )
 
-    async def ensure_topics(self, partitions: int, prefix: str = "") -> list[str]:
-        """Create the registry's topics (named with `prefix`) that do not exist yet; return
-        the names created."""
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            missing = [
-                NewTopic(spec.name, spec.partitions, 1, topic_configs=dict(spec.config))
-                for spec in topic_specs(partitions, prefix)
-                if spec.name not in existing
-            ]
-            if missing:
-                await _create(admin, missing)
-            return [t.name for t in missing]
-        finally:
-            await admin.close()
+async def ensure_topics(settings: Settings, partitions: int, prefix: str = "") -> list[str]:
+    """Create the registry's topics (named with `prefix`) that do not exist yet, replicated as
+    the profile says; return the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    specs = topic_specs(
+        partitions,
+        prefix,
+        replication_factor=settings.replication_factor,
+        min_insync_replicas=settings.min_insync_replicas,
+    )
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30000
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
+            for spec in specs
+            if spec.name not in existing
+        ]
+        if missing:
+            await _create(admin, missing)
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+def _new_topic(settings: Settings, name: str, partitions: int) -> Any:
+    """A topic outside the registry (the health check's), replicated like the registry's."""
+    from aiokafka.admin import NewTopic
+
+    config = {"min.insync.replicas": str(settings.min_insync_replicas)}
+    return NewTopic(name, partitions, settings.replication_factor, topic_configs=config)
 
 
 async def _create(admin: Any, topics: list[Any]) -> None:

@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from devstack import envfile, process
+from devstack import envfile, kafka, process
 from devstack.cache import file_lock
 from devstack.component import Component, Say, Status
 from devstack.errors import DevstackError, StackError
-from devstack.kafka import Kafka
 from devstack.mongodb import MongoDB
 from devstack.postgres import Postgres
 from devstack.s3 import S3
-from devstack.settings import Settings
-
-COMPONENTS: tuple[Callable[[Settings], Component], ...] = (Kafka, Postgres, MongoDB, S3)
+from devstack.settings import CLUSTER_KAFKA_NODES, PROFILES, Settings
 
 
 def components(settings: Settings) -> list[Component]:
     """Every server of the stack; PostgreSQL only while something needs it (FerretDB) or it
-    still runs (so that ``down`` stops it after a switch to ``mongod``)."""
-    comps = [make(settings) for make in COMPONENTS]
+    still runs (so that ``down`` stops it after a switch to ``mongod``). Kafka nodes of the
+    other profile are listed while they run, so that ``down`` and ``status`` see them."""
+    comps: list[Component] = [*kafka.nodes(settings), Postgres(settings), MongoDB(settings)]
+    comps.append(S3(settings))
     needed = {dep for comp in comps for dep in comp.dependencies()}
     return [
         c
         for c in comps
         if not isinstance(c, Postgres) or c.name in needed or c.running_pid() is not None
+    ] + [c for c in other_profile_nodes(settings) if c.running_pid() is not None]
+
+
+def other_profile_nodes(settings: Settings) -> list[Component]:
+    """The Kafka nodes of the profiles not chosen (they share the first node's ports)."""
+    return [
+        node
+        for profile in PROFILES
+        if profile != settings.profile
+        for node in kafka.nodes(dataclasses.replace(settings, profile=profile))
     ]
 
 
-def component_names() -> list[str]:
-    return ["kafka", "postgres", "mongodb", "s3"]
+def component_names(settings: Settings | None = None) -> list[str]:
+    """The servers of the profile of `settings` (every server of every profile: None)."""
+    counts = [1, CLUSTER_KAFKA_NODES] if settings is None else [settings.kafka_nodes]
+    names = [kafka.node_name(n, count) for count in counts for n in range(1, count + 1)]
+    return [*names, "postgres", "mongodb", "s3"]
 
 
 def stop_waves(comps: list[Component]) -> list[list[Component]]:
@@ -53,7 +65,7 @@ def endpoint_values(settings: Settings) -> dict[str, str]:
     host = settings.host
     s3 = f"http://{host}:{settings.s3_port}"
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": f"{host}:{settings.kafka_port}",
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
         "MONGODB_URL": f"mongodb://{host}:{settings.mongodb_port}",
         "MONGODB_DATABASE": settings.database,
         "S3_ENDPOINT": s3,
@@ -119,6 +131,10 @@ def up(settings: Settings, say: Say = print) -> list[Status]:
     say = _locked_say(say)
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(settings.state_dir / ".lock"):
+        for node in other_profile_nodes(settings):
+            if node.running_pid() is not None:
+                say(f"{node.name}: stopping it for the {settings.profile} profile")
+                node.stop(say)
         comps = components(settings)
         process.reset_abort()
         gates = _Gates(comps)
