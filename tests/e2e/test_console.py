@@ -15,7 +15,7 @@ import pytest
 from console_browser import PHONE, SMALL_LAPTOP, Console, browser, console
 from e2e_helpers import poll, register
 from e2e_receiver import Receiver, Reply
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 from conftest import System
 
@@ -272,6 +272,29 @@ def test_a_map_of_many_items_is_one_bar_with_progress_and_a_compact_item_grid(
     expect(page.locator(".item-detail")).to_contain_text(f"Item {int(items) - 1}")
     expect(page.locator(".item-detail")).to_contain_text(f"hi n{int(items) - 1}")
 
+    # The stack refuses more than MAX_MAP_ITEMS (50 here): the same run, answered with 200
+    # items, must stay as usable (one bar, one grid, one tab stop).
+    def widened(route: Route) -> None:
+        run = route.fetch().json()
+        for step in run["steps"]:
+            if step.get("items"):
+                step["items"] = [
+                    {**step["items"][i % len(step["items"])], "index": i} for i in range(200)
+                ]
+                step["itemsTotal"] = step["itemsDone"] = 200
+        route.fulfill(json=run)
+
+    page.route(re.compile(rf"/v1/runs/{run_id}\?detail=full$"), widened)
+    page.reload()
+    expect(row).to_contain_text("200/200")
+    row.get_by_role("button").click()
+    expect(grid.locator("button")).to_have_count(200)
+    grid.locator('button[tabindex="0"]').focus()
+    page.keyboard.press("End")
+    expect(grid.locator("button").last).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(".item-detail")).to_contain_text("Item 199")
+
 
 def test_the_api_reference_renders_without_internet(console: Console) -> None:
     page = console.page
@@ -293,15 +316,22 @@ def demo_run(system: System, demo: str) -> str:
     return run_id
 
 
-def rerun_from_page(console: Console, run_id: str, from_node: str | None) -> str:
-    """Rerun `run_id` from its page (from `from_node`, else every step); the new run's id,
-    once its page shows it completed."""
+def rerun_from_page(
+    console: Console,
+    run_id: str,
+    from_node: str | None,
+    inputs: dict[str, Any] | None = None,
+) -> str:
+    """Rerun `run_id` from its page (from `from_node`, else every step; with `inputs`, else
+    its own); the new run's id, once its page shows it completed."""
     page = console.page
     console.open(f"/runs/{run_id}")
     page.get_by_role("button", name="Rerun…").click()
     dialog = page.get_by_role("dialog")
     if from_node:
         dialog.get_by_label("Start from").select_option(from_node)
+    if inputs is not None:
+        dialog.get_by_label("Inputs (JSON)").fill(json.dumps(inputs))
     dialog.get_by_role("button", name=re.compile("^Rerun")).click()
     run = page.locator("article.run")
     expect(run).not_to_have_attribute("data-run-id", run_id)
@@ -322,6 +352,21 @@ def test_a_rerun_is_a_new_run_with_the_same_inputs(
     assert rerun["rerunOf"] == {"runId": demo_run, "fromNode": None}
     assert not any(s.get("reusedFrom") for s in rerun["steps"])
     assert loaded_size(console.page, ".outputs.large img") == [[512, 512], [540, 960]]
+
+
+def test_a_rerun_with_edited_inputs_runs_on_them(
+    console: Console, system: System, demo_run: str
+) -> None:
+    edited = {"prompt": "Edited before the rerun", "options": {"quality": "high"}}
+    new_id = rerun_from_page(console, demo_run, None, edited)
+    with system.client() as c:
+        rerun = c.get(f"/v1/runs/{new_id}", params={"detail": "full"}).json()
+    render = next(s for s in rerun["steps"] if s["nodeId"] == "render")
+    assert render["params"]["prompt"] == "Edited before the rerun"
+    console.page.locator('.gantt-row[data-node-id="render"] button').click()
+    expect(console.page.get_by_label("Params of render")).to_contain_text(
+        "Edited before the rerun"
+    )
 
 
 def test_a_rerun_from_the_second_step_reuses_the_first_steps_output(
@@ -442,3 +487,28 @@ def test_every_page_is_readable_and_fits_a_laptop_and_a_phone(
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("main#main")).to_be_focused()
+
+
+def test_a_slow_network_shows_loading_states(console: Console, demo_run: str) -> None:
+    page = console.page
+    console.open("/workflows")
+    expect(page.get_by_role("heading", name="Workflows")).to_be_visible()
+    # A slow mobile connection: 1.5 s for every answer.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 1500,
+            "downloadThroughput": 50_000,
+            "uploadThroughput": 20_000,
+        },
+    )
+    page.get_by_role("link", name="Runs", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Loading runs…")
+    expect(page.locator("table.runs tbody tr").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    page.evaluate("id => { location.hash = `#/runs/${id}`; }", demo_run)
+    expect(page.get_by_role("status")).to_have_text("Loading the run…")
+    expect(page.locator("article.run")).to_have_attribute(
+        "data-status", "completed", timeout=RUN_TIMEOUT_MS
+    )
