@@ -4,6 +4,7 @@ any request leaving the machine, fails the test (console_browser.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ import pytest
 from console_browser import PHONE, SMALL_LAPTOP, Console, browser, console
 from e2e_helpers import poll, register
 from e2e_receiver import Receiver, Reply
-from playwright.sync_api import Route, expect
+from PIL import Image
+from playwright.sync_api import FilePayload, Route, expect
 
 from conftest import System
 
@@ -65,9 +67,22 @@ def test_the_key_is_asked_once_kept_in_the_session_and_never_put_in_a_url(
     page.reload()
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
     assert not [u for u in console.requested if console.key in u]
+    # A key refused later (revoked, say) brings the form back, saying so.
+    page.evaluate("sessionStorage.setItem('workflow-console.api-key', 'wfk_revoked')")
+    page.get_by_role("link", name="Workflows").click()
+    expect(page.get_by_role("alert")).to_contain_text("refused")
+    console.sign_in()
+    expect(page.get_by_role("heading", name="Workflows")).to_be_visible()
     page.get_by_role("button", name="Forget key").click()
     expect(page.locator("#api-key")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def loaded_size(page: Any, selector: str) -> list[list[int]]:
@@ -94,6 +109,10 @@ def test_the_demo_workflow_runs_from_its_form_and_its_run_shows_both_pictures(
     expect(dag.locator("path.dag-edge")).to_have_count(6)
     page.get_by_label("prompt").fill("Studio portrait, warm lighting")
     page.get_by_label("quality").select_option("high")
+    # A file input is uploaded (POST /v1/assets) and its s3:// reference goes in the inputs.
+    upload: FilePayload = {"name": "reference.png", "mimeType": "image/png", "buffer": png(24, 16)}
+    page.get_by_label("assets").set_input_files(files=[upload])
+    expect(page.locator(".refs li")).to_contain_text("s3://")
     page.get_by_role("button", name=re.compile(r"^Run v\d+")).click()
     result = page.locator(".run-result")
     expect(result).to_have_attribute("data-status", "completed", timeout=RUN_TIMEOUT_MS)
@@ -364,9 +383,7 @@ def test_a_rerun_with_edited_inputs_runs_on_them(
     render = next(s for s in rerun["steps"] if s["nodeId"] == "render")
     assert render["params"]["prompt"] == "Edited before the rerun"
     console.page.locator('.gantt-row[data-node-id="render"] button').click()
-    expect(console.page.get_by_label("Params of render")).to_contain_text(
-        "Edited before the rerun"
-    )
+    expect(console.page.get_by_label("Params of render")).to_contain_text("Edited before the rerun")
 
 
 def test_a_rerun_from_the_second_step_reuses_the_first_steps_output(
@@ -512,3 +529,42 @@ def test_a_slow_network_shows_loading_states(console: Console, demo_run: str) ->
     expect(page.locator("article.run")).to_have_attribute(
         "data-status", "completed", timeout=RUN_TIMEOUT_MS
     )
+
+
+def test_a_child_run_is_linked_from_its_parents_timeline_and_marked_in_the_graph(
+    console: Console, system: System
+) -> None:
+    echo = {
+        "name": "echo",
+        "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
+        "nodes": [{"id": "say", "type": "text.template", "params": {"template": "{{ inputs.x }}"}}],
+        "outputs": {"text": "{{ nodes.say.text }}"},
+    }
+    with system.client() as c:
+        child_workflow = register(c, echo)
+        parent = {
+            "name": "calls echo",
+            "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
+            "nodes": [
+                {
+                    "id": "delegate",
+                    "type": "workflow.run",
+                    "params": {"workflowId": child_workflow, "inputs": {"x": "{{ inputs.x }}"}},
+                }
+            ],
+            "outputs": {"text": "{{ nodes.delegate.text }}"},
+        }
+        parent_workflow = register(c, parent)
+        run_id = start(c, parent_workflow, {"x": "hello"})
+        run = poll(c, run_id)
+    assert run["status"] == "completed"
+    child_id = run["steps"][0]["childRunId"]
+    page = console.page
+    console.open(f"/workflows/{parent_workflow}")
+    expect(page.locator('.dag-node.chain[data-node-id="delegate"]')).to_contain_text(child_workflow)
+    console.open(f"/runs/{run_id}")
+    page.locator('.gantt-row[data-node-id="delegate"]').get_by_role(
+        "link", name=re.compile("^child")
+    ).click()
+    expect(page.locator("article.run")).to_have_attribute("data-run-id", child_id)
+    expect(page.locator(".run-head")).to_contain_text(f"child of {run_id}")
