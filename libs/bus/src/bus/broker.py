@@ -16,6 +16,11 @@ async def _message_itself(msg: StreamMessage[Any]) -> StreamMessage[Any]:
     return msg
 
 
+def bootstrap_servers_list(bootstrap_servers: str) -> list[str]:
+    """`host:port` items of a comma-separated list (blanks ignored)."""
+    return [item.strip() for item in bootstrap_servers.split(",") if item.strip()]
+
+
 def make_broker(
     bootstrap_servers: str,
     *,
@@ -25,11 +30,14 @@ def make_broker(
 ) -> KafkaBroker:
     """A broker whose producer waits for all in-sync replicas and never duplicates on retry.
 
-    `graceful_timeout` is how long a stopping service waits for in-flight handlers, so SIGTERM
-    finishes the work already taken instead of dropping it.
+    `bootstrap_servers` is `KAFKA_BOOTSTRAP_SERVERS`: one `host:port` or several, separated
+    by commas. `graceful_timeout` is how long a stopping service waits for in-flight handlers,
+    so SIGTERM finishes the work already taken instead of dropping it.
     """
     return KafkaBroker(
-        bootstrap_servers,
+        # FastStream passes a string on as a one-item list, which aiokafka does not split:
+        # "a:1,b:2" would be one host named "a:1,b".
+        bootstrap_servers_list(bootstrap_servers),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

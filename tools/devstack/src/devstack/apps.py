@@ -1,6 +1,11 @@
 """The four services as local processes: `run` in the foreground (run events as text, every
 line as JSON in the log files), or
-`start`/`stop` detached, plus the dev tenant's key and the demo workflow."""
+`start`/`stop` detached, plus the dev tenant's key and the demo workflow.
+
+Each service runs as many processes as `DEVSTACK_REPLICAS` (and the profile) say: one is
+named after its service (`orchestrator`, log `orchestrator.log`), several are
+`<service>-<n>` (log `<service>-<n>.log`) on ports of their own (`instance_env`), and several
+ingress replicas sit behind HAProxy on the API port (devstack.balancer)."""
 
 from __future__ import annotations
 
@@ -16,15 +21,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from devstack import envfile, process
+from devstack import balancer, envfile, process
 from devstack.component import Say
-from devstack.settings import Settings
+from devstack.settings import SERVICES, Settings
 
-SERVICES = ("ingress", "orchestrator", "executor", "notifier")
 INGRESS_PORT = 38000
+PORT_STEP = 10
+"""Replica n of a worker takes its ops port + PORT_STEP * (n - 1); ingress replica n behind
+the balancer takes the API port + PORT_STEP * n."""
 DEV_TENANT = "dev"
 DEMO_WORKFLOW = "studio-portrait"
 OPS_PORTS = {"orchestrator": 38001, "executor": 38002, "notifier": 38003}
@@ -44,6 +52,64 @@ class AppError(RuntimeError):
 
 def _repo_root() -> Path:
     return Path(__file__).resolve().parents[4]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Process `index` (1-based) of `count` of one service."""
+
+    service: str
+    index: int = 1
+    count: int = 1
+
+    @property
+    def name(self) -> str:
+        """Its log's, pid file's and (in tests) process's name."""
+        return self.service if self.count == 1 else f"{self.service}-{self.index}"
+
+
+def instances(replicas: Mapping[str, int] | None = None) -> list[Instance]:
+    """Every process of every service, `replicas` (default one each) per service."""
+    counts = replicas or {}
+    return [
+        Instance(service, n, counts.get(service, 1))
+        for service in SERVICES
+        for n in range(1, counts.get(service, 1) + 1)
+    ]
+
+
+def balanced(replicas: Mapping[str, int] | None) -> bool:
+    """Whether the API port is the load balancer's (several ingress replicas)."""
+    return bool(replicas) and (replicas or {}).get("ingress", 1) > 1
+
+
+def instance_env(env: Mapping[str, str], instance: Instance) -> dict[str, str]:
+    """`env` (the services' environment) with `instance`'s own ports."""
+    out = dict(env)
+    if instance.service == "ingress":
+        if instance.count > 1:  # the API port is the balancer's
+            api = int(env.get("INGRESS_PORT", INGRESS_PORT))
+            out["INGRESS_PORT"] = str(api + PORT_STEP * instance.index)
+    else:
+        var = ops_port_var(instance.service)
+        base = int(env.get(var, OPS_PORTS[instance.service]))
+        out[var] = str(base + PORT_STEP * (instance.index - 1))
+    return out
+
+
+def balancer_config(env: Mapping[str, str], replicas: Mapping[str, int]) -> str:
+    """HAProxy's configuration: the API port (`INGRESS_PORT` of `env`) in front of every
+    ingress replica."""
+    ingress = [i for i in instances(replicas) if i.service == "ingress"]
+    backends = [(i.name, int(instance_env(env, i)["INGRESS_PORT"])) for i in ingress]
+    return balancer.config("127.0.0.1", int(env.get("INGRESS_PORT", INGRESS_PORT)), backends)
+
+
+def _haproxy() -> str:
+    found = balancer.find()
+    if found is None:
+        raise AppError(f"haproxy not found; install {balancer.HINT}")
+    return found
 
 
 def service_env(settings: Settings) -> dict[str, str]:
@@ -132,23 +198,35 @@ def _log_file(settings: Settings, name: str) -> Path:
     return settings.logs_dir / f"{name}.log"
 
 
-def _command(name: str) -> list[str]:
-    return [sys.executable, "-m", name]
+def _command(service: str) -> list[str]:
+    return [sys.executable, "-m", service]
+
+
+def _balancer_config_file(settings: Settings) -> Path:
+    return settings.state_dir / balancer.NAME / "haproxy.cfg"
 
 
 def running(settings: Settings) -> dict[str, int]:
+    """The processes `start` left running, by name: the balancer first, then every service
+    instance (whatever replica counts they were started with)."""
     found: dict[str, int] = {}
-    for name in SERVICES:
-        pid = process.owned_pid(_pid_file(settings, name), f"-m {name}")
-        if pid is not None:
-            found[name] = pid
+    config = _balancer_config_file(settings)
+    pid = process.owned_pid(_pid_file(settings, balancer.NAME), str(config))
+    if pid is not None:
+        found[balancer.NAME] = pid
+    for service in SERVICES:
+        pid_files = [_pid_file(settings, service)]
+        pid_files += sorted(settings.state_dir.glob(f"{service}-*.pid"))
+        for pid_file in pid_files:
+            pid = process.owned_pid(pid_file, f"-m {service}")
+            if pid is not None:
+                found[pid_file.stem] = pid
     return found
 
 
-def _wait_ready(settings: Settings, name: str, pid: int, timeout: float) -> None:
+def _wait_ready(settings: Settings, name: str, url: str, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     log = _log_file(settings, name)
-    url = ready_url(service_env(settings), name)
     while time.monotonic() < deadline:
         if not process.pid_alive(pid):
             raise AppError(f"{name}: exited during start (log: {log})\n{process.tail(log, 30)}")
@@ -160,20 +238,22 @@ def _wait_ready(settings: Settings, name: str, pid: int, timeout: float) -> None
 
 def _ready_or_again(
     settings: Settings,
-    name: str,
+    instance: Instance,
     pid: int,
     since: int,
     env: Mapping[str, str],
     timeout: float,
     say: Say,
 ) -> int:
-    """Wait until the service is ready; start it again if it exited because a passing
-    connection held its port (`process.lost_a_port`; `since`: where its output starts in its
-    log). Returns the ready process's pid."""
+    """Wait until the instance (started with `env`) is ready; start it again if it exited
+    because a passing connection held its port (`process.lost_a_port`; `since`: where its
+    output starts in its log). Returns the ready process's pid."""
+    name = instance.name
     log = _log_file(settings, name)
+    url = ready_url(env, instance.service)
     for attempt in range(1, process.PORT_RACE_TRIES + 1):
         try:
-            _wait_ready(settings, name, pid, timeout)
+            _wait_ready(settings, name, url, pid, timeout)
             return pid
         except AppError:
             if attempt == process.PORT_RACE_TRIES or not process.lost_a_port(pid, log, since):
@@ -181,7 +261,9 @@ def _ready_or_again(
         say(f"{name}: its port was taken by a passing connection; starting it again")
         time.sleep(attempt)
         since = process.log_size(log)
-        pid = process.spawn(_command(name), log, _pid_file(settings, name), env=dict(env))
+        pid = process.spawn(
+            _command(instance.service), log, _pid_file(settings, name), env=dict(env)
+        )
     raise AssertionError("unreachable")
 
 
@@ -194,29 +276,75 @@ def _http_ok(url: str) -> bool:
 
 
 def start(settings: Settings, say: Say, timeout: float = 60.0) -> None:
-    """Start the services that are not running (detached) and wait until each is ready."""
+    """Start the service instances that are not running (detached), as many of each as the
+    settings' replicas, and the balancer when there are several ingress replicas; wait until
+    each is ready. Instances of other replica counts are stopped first (they hold the ports)."""
     ensure_dev_key(settings)
     env = service_env(settings)
+    plan = instances(settings.replicas)
+    wanted = {i.name for i in plan} | ({balancer.NAME} if balanced(settings.replicas) else set())
     already = running(settings)
-    started: dict[str, int] = {}
-    since: dict[str, int] = {}
-    for name in SERVICES:
+    for name, pid in already.items():
+        if name not in wanted:
+            process.stop(pid, 90)
+            _pid_file(settings, name).unlink(missing_ok=True)
+            say(f"{name}: stopped (not in this profile's DEVSTACK_REPLICAS)")
+    started: dict[Instance, int] = {}
+    since: dict[Instance, int] = {}
+    for instance in plan:
+        name = instance.name
         if name in already:
             say(f"{name}: already running (pid {already[name]})")
             continue
         log = _log_file(settings, name)
-        since[name] = process.log_size(log)
-        started[name] = process.spawn(_command(name), log, _pid_file(settings, name), env=env)
-    for name, pid in started.items():
+        since[instance] = process.log_size(log)
+        started[instance] = process.spawn(
+            _command(instance.service),
+            log,
+            _pid_file(settings, name),
+            env=instance_env(env, instance),
+        )
+    for instance, pid in started.items():
         t0 = time.monotonic()
-        pid = _ready_or_again(settings, name, pid, since[name], env, timeout, say)
-        say(f"{name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
+        own_env = instance_env(env, instance)
+        pid = _ready_or_again(settings, instance, pid, since[instance], own_env, timeout, say)
+        say(f"{instance.name}: ready (pid {pid}, {time.monotonic() - t0:.1f} s)")
+    if balanced(settings.replicas):
+        _start_balancer(settings, env, already.get(balancer.NAME), timeout, say)
     register_demo(settings)
     say(f"logs: {settings.logs_dir}/<service>.log, one JSON object a line (README: Logs)")
     env = service_env(settings)
     say(f"demo workflow '{DEMO_WORKFLOW}' registered; try:\n{curl_line(settings)}")
     say(f"or with the CLI:\n{cli_line(env['WORKFLOW_API_URL'], env['WORKFLOW_API_KEY'])}")
     say(openapi_line(env["WORKFLOW_API_URL"]).strip())
+
+
+def _start_balancer(
+    settings: Settings, env: Mapping[str, str], pid: int | None, timeout: float, say: Say
+) -> None:
+    """HAProxy on the API port with this start's configuration (restarted when it changed);
+    returns once the API answers /readyz through it."""
+    config_file = _balancer_config_file(settings)
+    config = balancer_config(env, settings.replicas)
+    if pid is not None and config_file.exists() and config_file.read_text() == config:
+        say(f"{balancer.NAME}: already running (pid {pid})")
+        return
+    if pid is not None:
+        process.stop(pid, 10)
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(config)
+    t0 = time.monotonic()
+    log = _log_file(settings, balancer.NAME)
+    pid = process.spawn(
+        balancer.command(_haproxy(), config_file), log, _pid_file(settings, balancer.NAME)
+    )
+    url = f"http://127.0.0.1:{env['INGRESS_PORT']}/readyz"
+    _wait_ready(settings, balancer.NAME, url, pid, timeout)
+    say(
+        f"{balancer.NAME}: HAProxy on port {env['INGRESS_PORT']} in front of "
+        f"{settings.replicas['ingress']} ingress replicas, ready "
+        f"(pid {pid}, {time.monotonic() - t0:.1f} s)"
+    )
 
 
 def stop(settings: Settings, say: Say, timeout: float = 90.0) -> None:
@@ -318,20 +446,36 @@ def terminal_line(name: str, raw: str, *, show_all: bool = False) -> str | None:
     return line
 
 
-def _pump(name: str, stream: object, out: BinaryIO, lock: threading.Lock, show_all: bool) -> None:
-    """Every line into the service's log file as written (JSON), the readable ones to the
+def _pump(
+    name: str,
+    service: str,
+    stream: object,
+    out: BinaryIO,
+    lock: threading.Lock,
+    show_all: bool,
+) -> None:
+    """Every line into the instance's log file as written (JSON), the readable ones to the
     terminal as text."""
-    color = COLORS.get(name, 0)
+    color = COLORS.get(service, 0)
     prefix = f"\033[{color}m{name:>12} |\033[0m " if sys.stdout.isatty() else f"{name:>12} | "
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
         out.write(raw)
         out.flush()
-        line = terminal_line(name, raw.decode(errors="replace"), show_all=show_all)
+        line = terminal_line(service, raw.decode(errors="replace"), show_all=show_all)
         if line is None:
             continue
         with lock:
             sys.stdout.write("".join(prefix + part + "\n" for part in line.split("\n")))
             sys.stdout.flush()
+
+
+def ready_urls(env: Mapping[str, str], replicas: Mapping[str, int] | None) -> dict[str, str]:
+    """Where each instance started with `env` and `replicas` answers /readyz, by name (the
+    balancer's last: the API port, ready once a replica behind it is)."""
+    urls = {i.name: ready_url(instance_env(env, i), i.service) for i in instances(replicas)}
+    if balanced(replicas):
+        urls[balancer.NAME] = ready_url(env, "ingress")
+    return urls
 
 
 def _await_all(
@@ -342,13 +486,14 @@ def _await_all(
     say: Say,
     timeout: float = 60.0,
 ) -> bool:
-    """Until every service answers /readyz (`ready_url`), saying so for each; False when one
-    exits, Ctrl-C is pressed or time runs out."""
+    """Until every instance answers /readyz (`ready_urls`), saying so for each; False when
+    one exits, Ctrl-C is pressed or time runs out."""
     t0 = time.monotonic()
-    waiting = list(SERVICES)
+    urls = ready_urls(env, settings.replicas)
+    waiting = list(urls)
     while waiting:
         for name in list(waiting):
-            if _http_ok(ready_url(env, name)):
+            if _http_ok(urls[name]):
                 waiting.remove(name)
                 say(f"{name:>12} | ready ({time.monotonic() - t0:.1f} s)")
         dead = [n for n, p in procs.items() if p.poll() is not None]
@@ -379,19 +524,32 @@ def run_foreground(settings: Settings, say: Say, extra_env: Mapping[str, str] | 
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, BinaryIO] = {}
     pumps: list[threading.Thread] = []
-    say(f"starting {', '.join(SERVICES)} (every line, as JSON: {settings.logs_dir}/<name>.log)")
-    for name in SERVICES:
+    plan = instances(settings.replicas)
+    commands = {i.name: (i.service, _command(i.service), instance_env(env, i)) for i in plan}
+    if balanced(settings.replicas):
+        config_file = _balancer_config_file(settings)
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        config_file.write_text(balancer_config(env, settings.replicas))
+        commands[balancer.NAME] = (
+            balancer.NAME,
+            balancer.command(_haproxy(), config_file),
+            dict(env),
+        )
+    say(f"starting {', '.join(commands)} (every line, as JSON: {settings.logs_dir}/<name>.log)")
+    for name, (service, cmd, own_env) in commands.items():
         files[name] = _log_file(settings, name).open("ab")
         proc = subprocess.Popen(
-            _command(name),
-            env=env,
+            cmd,
+            env=own_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         procs[name] = proc
         pump = threading.Thread(
-            target=_pump, args=(name, proc.stdout, files[name], lock, show_all), daemon=True
+            target=_pump,
+            args=(name, service, proc.stdout, files[name], lock, show_all),
+            daemon=True,
         )
         pump.start()
         pumps.append(pump)
@@ -454,8 +612,10 @@ def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     env = env or service_env(settings)
     api = env["WORKFLOW_API_URL"]
     metrics = "\n".join(
-        f"            {name}: http://127.0.0.1:{env.get(ops_port_var(name), str(port))}/metrics"
-        for name, port in OPS_PORTS.items()
+        f"            {i.name}: http://127.0.0.1:{instance_env(env, i)[ops_port_var(i.service)]}"
+        "/metrics"
+        for i in instances(settings.replicas)
+        if i.service in OPS_PORTS
     )
     return (
         "\n"
@@ -479,14 +639,29 @@ def _banner(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     )
 
 
-def launch(env: Mapping[str, str], logs: Path) -> dict[str, subprocess.Popen[bytes]]:
-    """The four services as child processes of the caller (tests, the bench), one log each."""
+def launch(
+    env: Mapping[str, str], logs: Path, replicas: Mapping[str, int] | None = None
+) -> dict[str, subprocess.Popen[bytes]]:
+    """The services as child processes of the caller (tests, the bench), one log each, by
+    instance name: `replicas` of each (default one), on ports of their own (`instance_env`),
+    and HAProxy on `env`'s `INGRESS_PORT` when there are several ingress replicas (its
+    configuration beside the logs)."""
     logs.mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    for name in SERVICES:
-        with (logs / f"{name}.log").open("wb") as out:
-            procs[name] = subprocess.Popen(
-                _command(name), env=dict(env), stdout=out, stderr=subprocess.STDOUT
+    for instance in instances(replicas):
+        with (logs / f"{instance.name}.log").open("wb") as out:
+            procs[instance.name] = subprocess.Popen(
+                _command(instance.service),
+                env=instance_env(env, instance),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+    if balanced(replicas):
+        config_file = logs / "haproxy.cfg"
+        config_file.write_text(balancer_config(env, replicas or {}))
+        with (logs / f"{balancer.NAME}.log").open("wb") as out:
+            procs[balancer.NAME] = subprocess.Popen(
+                balancer.command(_haproxy(), config_file), stdout=out, stderr=subprocess.STDOUT
             )
     return procs
 
@@ -497,19 +672,20 @@ def await_ready(
     procs: Mapping[str, subprocess.Popen[bytes]],
     timeout: float = 120,
     env: Mapping[str, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> None:
-    """Until the ingress at `url` and every worker (on its ops port in `env`, else the
-    default) answer /readyz; AppError with the logs' tails when one exits or the time runs
-    out."""
+    """Until every instance `launch` started with `env` and `replicas` (on its ops port in
+    `env`, else the default) and the API at `url` answer /readyz; AppError with the logs'
+    tails when one exits or the time runs out."""
     deadline = time.monotonic() + timeout
-    urls = {name: ready_url(env or {}, name) for name in SERVICES[1:]}
-    urls["ingress"] = f"{url}/readyz"
+    urls = ready_urls(env or {}, replicas)
+    urls[balancer.NAME if balanced(replicas) else "ingress"] = f"{url}/readyz"
 
     def failed(why: str) -> AppError:
         tails = "\n".join(f"--- {n}\n{process.tail(logs / f'{n}.log', 30)}" for n in procs)
         return AppError(f"{why}\n{tails}")
 
-    for name in SERVICES:
+    for name in urls:
         while not _http_ok(urls[name]):
             dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
             if dead:
@@ -520,7 +696,8 @@ def await_ready(
 
 
 def terminate(procs: Mapping[str, subprocess.Popen[bytes]], timeout: float = 60) -> None:
-    """SIGTERM every service, wait for each, kill what does not stop in time."""
+    """SIGTERM every process `launch` started, wait for each, kill what does not stop in
+    time."""
     for p in procs.values():
         if p.poll() is None:
             p.terminate()

@@ -24,9 +24,10 @@ processes of each service behind a load balancer (README: Scale-out)."""
 SERVICES = ("ingress", "orchestrator", "executor", "notifier")
 CLUSTER_KAFKA_NODES = 3
 CLUSTER_REPLICAS: dict[str, int] = {"ingress": 2, "orchestrator": 3, "executor": 3, "notifier": 2}
-MAX_REPLICAS = 9
-"""Replica n of a service listens on its base port + 10 * (n - 1) (devstack.apps), so nine fit
-between the stack's ports (38000-38093) and the end-to-end tests' (38100+)."""
+MAX_REPLICAS = 8
+"""Replica n of a worker listens on its base port + 10 * (n - 1), an ingress replica behind the
+load balancer on the API port + 10 * n (devstack.apps): eight fit between the stack's ports
+(38000-38083) and the end-to-end tests' (38100-38183; 38190 is another test's)."""
 
 
 @dataclass(frozen=True)
