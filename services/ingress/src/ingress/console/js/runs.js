@@ -29,7 +29,7 @@ const REFRESH_MS = 2500;
 const toRfc3339 = (local) => (local ? new Date(local).toISOString() : undefined);
 
 export function Thumbnail({ asset, size = 56, alt = "" }) {
-  if (!asset) return html`<span class="thumb empty" style=${{ width: size, height: size }}></span>`;
+  if (!asset) return html`<span class="thumb empty" style=${{ width: `${size}px`, height: `${size}px` }}></span>`;
   return html`<img class="thumb" src=${stableUrl(asset)} alt=${alt} width=${size} height=${size}
     loading="lazy" decoding="async" />`;
 }
