@@ -132,7 +132,7 @@ def test_the_demo_workflow_runs_from_its_form_and_its_run_shows_both_pictures(
     )
     # Each step's picture on its timeline row, the render first.
     expect(page.locator(".gantt-row")).to_have_count(4)
-    console.screenshot("run")
+    console.screenshot("run", full_page=False)
 
 
 def failing_flow(url: str) -> dict[str, Any]:
