@@ -568,3 +568,32 @@ def test_a_child_run_is_linked_from_its_parents_timeline_and_marked_in_the_graph
     ).click()
     expect(page.locator("article.run")).to_have_attribute("data-run-id", child_id)
     expect(page.locator(".run-head")).to_contain_text(f"child of {run_id}")
+
+
+def test_the_event_stream_parser_handles_lines_split_across_chunks(console: Console) -> None:
+    """sse-starlette ends lines with CRLF, and a network chunk may end between CR and LF,
+    or inside a field: the events must come out whole, once each, comments dropped (the last
+    event id carries over, as the standard says)."""
+    page = console.page
+    page.goto(f"{console.base_url}/console/")
+    chunks = [
+        "event: run\r",
+        '\ndata: {"a"',
+        ":1}\r\nid: r:1\r\n\r",
+        "\n: ping\r\n\r\nevent: step.started\ndata: x\ndata: y\n\n",
+    ]
+    events = page.evaluate(
+        """async (chunks) => {
+          const { sseParser } = await import("./js/sse.js");
+          const seen = [];
+          const parser = sseParser((e) => seen.push(e));
+          chunks.forEach((c) => parser.push(c));
+          parser.end();
+          return seen;
+        }""",
+        chunks,
+    )
+    assert events == [
+        {"event": "run", "data": '{"a":1}', "id": "r:1"},
+        {"event": "step.started", "data": "x\ny", "id": "r:1"},
+    ]

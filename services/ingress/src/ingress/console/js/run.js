@@ -14,7 +14,6 @@ import {
   JsonBlock,
   Loading,
   StatusBadge,
-  formatBytes,
   formatDuration,
   formatTime,
   html,
@@ -22,7 +21,6 @@ import {
   ms,
   pretty,
   runDuration,
-  stableUrl,
   useLoad,
   useNow,
 } from "./util.js";
