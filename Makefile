@@ -9,12 +9,14 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 RUN := $(UV) run --frozen
 DEVSTACK := $(RUN) python -m devstack
 
-.PHONY: help uv sync up down run test test-unit lint format schemas bench fuzz status logs k8s-tools
+.PHONY: help uv sync up down run test test-cluster test-unit lint format schemas bench fuzz status logs k8s-tools
 
 help:
 	@echo "make run    the real stack + the four services in the foreground (Ctrl-C stops)"
 	@echo "make test   every test layer against the real stack (brought up if needed)"
 	@echo "make up     the same stack and services, detached;  make down  stops everything"
+	@echo "            (DEVSTACK_PROFILE=cluster make up: 3 Kafka nodes, replicas behind HAProxy)"
+	@echo "make test-cluster  the run path, rebalance and replica tests on the cluster profile"
 	@echo "make lint   ruff format --check, ruff check, mypy --strict"
 	@echo "make k8s-tools  kustomize and the CRDs the deploy/k8s tests use (cached)"
 	@echo "make bench  sync latency against the Kafka round-trip floor"
@@ -44,9 +46,21 @@ status: sync
 logs: sync
 	$(DEVSTACK) logs
 
+# Tests marked `cluster` need the cluster profile; they run in `make test-cluster`.
 test: sync k8s-tools
 	$(DEVSTACK) up
-	$(RUN) pytest
+	$(RUN) pytest -m "not cluster"
+
+# The cluster profile (README: Scale-out): three Kafka nodes, topics replicated 3 times with
+# min.insync.replicas 2, and the end-to-end system as DEVSTACK_REPLICAS (default ingress=2
+# behind HAProxy, orchestrator=3, executor=3, notifier=2): the run path on it, an orchestrator
+# joining and leaving under load, and ingress replicas answering for each other's runs.
+# Leaves the stack up like `make test`; `make down` stops it.
+CLUSTER_TESTS := tests/e2e/test_run_path.py tests/e2e/test_rebalance.py tests/e2e/test_ingress_replicas.py
+test-cluster: export DEVSTACK_PROFILE = cluster
+test-cluster: sync
+	$(DEVSTACK) up
+	$(RUN) pytest $(CLUSTER_TESTS)
 
 # kustomize and the KEDA and Strimzi CRDs that tests/deploy checks deploy/k8s with, built or
 # fetched once into ~/.cache/workflow-devstack (devstack.k8s); a second of checking when cached.

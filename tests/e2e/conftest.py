@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -36,6 +36,9 @@ class System:
     env: dict[str, str]
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]]
+    replicas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SERVICES, 1))
+    """Processes of each service (`procs` names them `<service>-<n>` when there are several):
+    one each, or the stack's `DEVSTACK_REPLICAS` in the cluster profile (make test-cluster)."""
 
     def start(self, name: str, env: dict[str, str] | None = None) -> None:
         """(Re)start one service, with `env` overriding the system's, and wait until its
@@ -138,10 +141,16 @@ def system(stack: Endpoints, otlp: OtlpReceiver) -> Iterator[System]:
         }
     )
     logs = settings.logs_dir / "e2e"
-    procs = apps.launch(env, logs)
+    # The cluster profile's system has several processes of each service, the ingress
+    # replicas behind a load balancer on PORT (tests/e2e/test_rebalance.py and the run path).
+    cluster = settings.profile == "cluster"
+    replicas = dict(settings.replicas) if cluster else dict.fromkeys(SERVICES, 1)
+    procs = apps.launch(env, logs, replicas)
     url = f"http://127.0.0.1:{PORT}"
     try:
-        apps.await_ready(url, logs, procs, timeout=90, env=env)
+        apps.await_ready(
+            url, logs, procs, timeout=120 if cluster else 90, env=env, replicas=replicas
+        )
         key = subprocess.run(
             # The shared test tenant is never throttled; test_tenancy.py limits its own.
             [
@@ -160,6 +169,6 @@ def system(stack: Endpoints, otlp: OtlpReceiver) -> Iterator[System]:
             check=True,
             timeout=60,
         ).stdout.strip()
-        yield System(url=url, key=key, env=env, logs=logs, procs=procs)
+        yield System(url=url, key=key, env=env, logs=logs, procs=procs, replicas=replicas)
     finally:
         apps.terminate(procs)
