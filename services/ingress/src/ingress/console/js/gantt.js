@@ -103,7 +103,10 @@ export function Gantt({ run, now, failingNode, selected, onSelect, compact = fal
     </div>`}
     <ol class="gantt-rows">
       ${steps.map((step) => {
-        const image = firstImage(step.outputs);
+        // A map step has no outputs of its own: its first item with a picture stands for it.
+        const image =
+          firstImage(step.outputs) ||
+          firstImage((step.items || []).find((i) => firstImage(i.outputs))?.outputs);
         const failing = step.nodeId === failingNode;
         const attempts = attemptCount(step);
         const summary = `${step.nodeId}, ${step.type}, ${step.status}, ${stepDuration(step, now, runLive)}${attempts > 1 ? `, ${attempts} attempts` : ""}`;
