@@ -349,8 +349,11 @@ def rerun_from_page(
     dialog = page.get_by_role("dialog")
     if from_node:
         dialog.get_by_label("Start from").select_option(from_node)
+    box = dialog.get_by_label("Inputs (JSON)")
+    # The dialog starts from the run's own inputs, ready to edit.
+    expect(box).to_have_value(re.compile(r'"prompt"'))
     if inputs is not None:
-        dialog.get_by_label("Inputs (JSON)").fill(json.dumps(inputs))
+        box.fill(json.dumps(inputs))
     dialog.get_by_role("button", name=re.compile("^Rerun")).click()
     run = page.locator("article.run")
     expect(run).not_to_have_attribute("data-run-id", run_id)

@@ -78,6 +78,8 @@ def test_the_demo_runs_full_detail_shows_every_steps_params_and_images_with_urls
         bad = c.get(f"/v1/runs/{run_id}", params={"detail": "everything"})
 
     assert detail.status_code == 200, detail.text
+    assert detail.json()["inputs"] == DEMO_INPUTS
+    assert "inputs" not in plain.json()
     steps = {s["nodeId"]: s for s in detail.json()["steps"]}
     assert set(steps) == set(SIZES)
     assert steps["render"]["params"]["prompt"] == DEMO_INPUTS["prompt"]

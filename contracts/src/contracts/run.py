@@ -192,3 +192,8 @@ class RunDetail(RunResource):
     # Narrower than the resource's list of StepView (each is one): mypy's list invariance
     # does not know pydantic validates the field anew in the subclass.
     steps: list[StepDetail] = Field(default_factory=list)  # type: ignore[assignment]
+    inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The inputs the run was started with (a rerun starts with them unless "
+        "given others).",
+    )

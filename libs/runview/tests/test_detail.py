@@ -91,8 +91,10 @@ def finished(run_id: str = "run_a", prompt: str = "a cat") -> RunRecord:
 
 
 def test_every_step_of_a_finished_run_shows_its_params_and_outputs_with_urls() -> None:
-    detail = to_detail(load_view(finished()), DEFINITION, presign, LIMITS)
+    view = load_view(finished())
+    detail = to_detail(view, DEFINITION, presign, LIMITS)
 
+    assert detail.inputs == view.state.inputs  # what a rerun starts with unless told others
     steps = {s.node_id: s for s in detail.steps}
     assert steps["draw"].params is not None
     assert steps["draw"].params["prompt"] == "a cat"

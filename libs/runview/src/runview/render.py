@@ -227,7 +227,7 @@ def to_detail(
         )
         for base in resource.steps
     ]
-    return RunDetail(**{**dict(resource), "steps": steps})
+    return RunDetail(**{**dict(resource), "steps": steps, "inputs": view.state.inputs})
 
 
 def to_resource(view: RunView, defn: WorkflowDefinition, presign: Presign | None) -> RunResource:
