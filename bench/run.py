@@ -10,7 +10,10 @@ empty database and again after loading a history of finished runs of other workf
 - W1: synchronous runs (``Prefer: wait=60``), one persistent connection per client, at 1, 16
   and 64 clients: p50, p99, runs/s;
 - W2: a burst of runs submitted with ``Prefer: respond-async``, then the time until all are
-  completed, learned from the public run-event topic: runs/s.
+  completed, learned from the public run-event topic: runs/s;
+- executor replicas: the same kind of burst of a one-node ``http.request`` workflow whose
+  server answers after 200 ms, with one executor and with three: runs/s and their ratio
+  (``replicas.py``; ``--replicas-only`` measures just that and updates its section).
 
 Writes docs/performance.md (``--out``). ``--quick`` scales everything down for a smoke check.
 
@@ -37,6 +40,7 @@ from devstack import stack
 from devstack.api import Endpoints, ensure_up
 from devstack.settings import Settings
 from history import LoadReport, find_template, load, owners
+from replicas import ReplicasResult
 from report import Context, StateResult, console, render
 from system import (
     TENANT,
@@ -62,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "floor_samples": 200,
     "level_seconds": 150.0,
     "w2_timeout": 300.0,
+    "replicas_runs": 400,
 }
 QUICK: dict[str, Any] = {
     "w1": "1:20,16:32,64:64",
@@ -71,6 +76,7 @@ QUICK: dict[str, Any] = {
     "floor_samples": 50,
     "level_seconds": 60.0,
     "w2_timeout": 120.0,
+    "replicas_runs": 100,
 }
 
 
@@ -139,6 +145,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="stop waiting for the W2 burst this long after its last submission "
         f"[{DEFAULTS['w2_timeout']}]",
     )
+    parser.add_argument(
+        "--replicas-runs",
+        type=int,
+        help="runs of the executor-replicas scenario, per executor count; 0 skips it "
+        f"[{DEFAULTS['replicas_runs']}]",
+    )
+    parser.add_argument(
+        "--replicas-clients", type=int, default=16, help="its submitting clients [16]"
+    )
+    parser.add_argument(
+        "--replicas-concurrency",
+        type=int,
+        default=2,
+        help="EXECUTOR_CONCURRENCY of each executor in it [2]",
+    )
+    parser.add_argument(
+        "--replicas-delay-ms", type=float, default=200, help="its server's answer delay [200]"
+    )
+    parser.add_argument(
+        "--replicas-only",
+        action="store_true",
+        help="measure only the executor-replicas scenario and replace its section of --out",
+    )
     parser.add_argument("--port", type=int, default=38200, help="the services' port [38200]")
     parser.add_argument("--out", type=Path, help="[docs/performance.md]")
     args = parser.parse_args(argv)
@@ -166,6 +195,10 @@ def effective_args(args: argparse.Namespace) -> str:
         f"--warmup {args.warmup}",
         f"--level-seconds {args.level_seconds:g}",
         f"--w2-timeout {args.w2_timeout:g}",
+        f"--replicas-runs {args.replicas_runs}",
+        f"--replicas-clients {args.replicas_clients}",
+        f"--replicas-concurrency {args.replicas_concurrency}",
+        f"--replicas-delay-ms {args.replicas_delay_ms:g}",
     ]
     if args.history_runs_only:
         parts.append("--history-runs-only")
@@ -373,6 +406,39 @@ def load_history(system: System, key: str, args: argparse.Namespace) -> LoadRepo
     return report
 
 
+# -- the executor-replicas scenario ------------------------------------------------------------
+
+
+def measure_replicas(
+    settings: Settings, endpoints: Endpoints, args: argparse.Namespace
+) -> ReplicasResult:
+    import replicas
+
+    return replicas.measure(
+        settings,
+        endpoints,
+        args.port,
+        runs=args.replicas_runs,
+        clients=args.replicas_clients,
+        concurrency=args.replicas_concurrency,
+        delay_ms=args.replicas_delay_ms,
+        timeout_s=args.w2_timeout,
+    )
+
+
+def replicas_only(args: argparse.Namespace, settings: Settings, endpoints: Endpoints) -> int:
+    import replicas
+
+    date = subprocess.run(["date", "-u"], capture_output=True, text=True, check=True).stdout
+    result = measure_replicas(settings, endpoints, args)
+    print(replicas.console(result), flush=True)
+    page = args.out.read_text() if args.out.exists() else "# Performance\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(replicas.splice(page, replicas.section(result, date.strip())))
+    log(f"updated the executor-replicas section of {args.out}")
+    return 1 if result.failures else 0
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -385,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"bench: {effective_args(args)}")
     log("ensuring the stack is up")
     endpoints = bring_up()
+    if args.replicas_only:
+        return replicas_only(args, settings, endpoints)
     bootstrap = endpoints.kafka_bootstrap_servers
     states: list[StateResult] = []
     history: LoadReport | None = None
@@ -406,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     history_note = "only `runs` documents were loaded (--history-runs-only)"
                 states.append(_run(lambda: measure_state("history", system, key, bootstrap, args)))
         srv = servers(settings)
+    replicas_result = measure_replicas(settings, endpoints, args) if args.replicas_runs else None
 
     levels = [c for c, _ in args.levels]
     burst_partitions = next((s.burst.partitions for s in states if s.burst), 0)
@@ -426,10 +495,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration_s=time.perf_counter() - started,
     )
     print(console(states, levels, history.runs if history else 0), flush=True)
+    page = render(ctx, states, levels)
+    if replicas_result is not None:
+        import replicas
+
+        print(replicas.console(replicas_result), flush=True)
+        page = replicas.splice(page, replicas.section(replicas_result, ctx.date))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(ctx, states, levels))
+    args.out.write_text(page)
     log(f"wrote {args.out} ({ctx.duration_s / 60:.1f} min)")
-    return 1 if any(s.failures for s in states) or history_note.startswith("loading") else 0
+    failed = any(s.failures for s in states) or history_note.startswith("loading")
+    return 1 if failed or (replicas_result is not None and replicas_result.failures) else 0
 
 
 if __name__ == "__main__":

@@ -321,12 +321,14 @@ async def burst(
     topic: str,
     timeout_s: float,
     poll_concurrency: int = 8,
+    path: str = RUN_PATH,
 ) -> BurstResult:
     """Submit `runs` runs with `Prefer: respond-async` from `submitters` clients as fast as
     they go, and learn each one's end from the public run-event `topic`, for at most
     `timeout_s` after the last submission. If the topic shows none of our runs within 30 s of
     the first submission (the services publish elsewhere), fall back to polling the runs still
-    open by id, at most `poll_concurrency` at once."""
+    open by id, at most `poll_concurrency` at once. `path` is the run endpoint of a workflow
+    whose input is `{"x": string}` (default the bench's echo workflow)."""
     watcher = RunEventWatcher(bootstrap, topic)
     await watcher.start()
     submitted: dict[str, float] = {}  # run id → perf_counter of its submission
@@ -343,7 +345,7 @@ async def burst(
                     t0 = time.perf_counter()
                     try:
                         r = await client.post(
-                            RUN_PATH,
+                            path,
                             json={"inputs": {"x": f"burst-{tag}-{i}"}},
                             headers={"Prefer": "respond-async"},
                         )
