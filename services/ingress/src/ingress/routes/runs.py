@@ -495,7 +495,12 @@ async def _answer(
     just_published: bool = False,
 ) -> JSONResponse:
     if prefer.respond_async:
-        return await _current(runtime, run_id, applied="respond-async")
+        # A run just started answers 202 whatever it did meanwhile: a fast run may end before
+        # this answer is written, and the client asked not to wait (its body shows the run
+        # as it is). A repeated request (same Idempotency-Key) answers the run's own state.
+        return await _current(
+            runtime, run_id, applied="respond-async", force_pending=just_published
+        )
     limit = runtime.settings.max_wait_seconds
     timeout = min(prefer.wait, limit) if prefer.wait is not None else limit
     applied = f"wait={timeout:g}" if prefer.wait else None

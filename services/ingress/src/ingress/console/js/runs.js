@@ -37,7 +37,11 @@ export function Thumbnail({ asset, size = 56, alt = "" }) {
 function Filters({ q, workflows }) {
   const [draft, setDraft] = useState(q);
   useEffect(() => setDraft(q), [q.workflowId, q.status, q.createdAfter, q.createdBefore]);
-  const set = (name) => (e) => setDraft({ ...draft, [name]: e.currentTarget.value });
+  // From the latest draft, not this render's: two edits before a re-render must both stay.
+  const set = (name) => (e) => {
+    const value = e.currentTarget.value;
+    setDraft((latest) => ({ ...latest, [name]: value }));
+  };
   function apply(e) {
     e.preventDefault();
     route(href("/runs", { ...draft, cursor: undefined, back: undefined }));
