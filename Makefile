@@ -17,9 +17,11 @@ help:
 	@echo "make up     the same stack and services, detached;  make down  stops everything"
 	@echo "            (DEVSTACK_PROFILE=cluster make up: 3 Kafka nodes, replicas behind HAProxy)"
 	@echo "make test-cluster  the run path, rebalance and replica tests on the cluster profile"
+	@echo "make scale-test  runs with webhooks through Kafka, orchestrator, executor, ingress kills"
 	@echo "make lint   ruff format --check, ruff check, mypy --strict"
 	@echo "make k8s-tools  kustomize and the CRDs the deploy/k8s tests use (cached)"
 	@echo "make bench  sync latency against the Kafka round-trip floor"
+	@echo "            (and runs/s of waiting work with 1 and 3 executor replicas)"
 	@echo "make fuzz   schemathesis, every check, 10,000+ cases against make up's API"
 
 uv:
@@ -61,6 +63,15 @@ test-cluster: export DEVSTACK_PROFILE = cluster
 test-cluster: sync
 	$(DEVSTACK) up
 	$(RUN) pytest $(CLUSTER_TESTS)
+
+# The scale test (README: Scale-out): on the cluster profile, a steady load of asynchronous runs
+# with webhooks while the Kafka node leading most partitions is killed and restarted and one
+# orchestrator, executor and ingress replica each are killed; prints the ledger. -s shows it.
+.PHONY: scale-test
+scale-test: export DEVSTACK_PROFILE = cluster
+scale-test: sync
+	$(DEVSTACK) up
+	$(RUN) pytest -s tests/e2e/test_scale.py
 
 # kustomize and the KEDA and Strimzi CRDs that tests/deploy checks deploy/k8s with, built or
 # fetched once into ~/.cache/workflow-devstack (devstack.k8s); a second of checking when cached.
