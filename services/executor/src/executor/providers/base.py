@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol, TypeVar
 
+import httpx
+from egress import EgressRefused
 from egress.retry_after import parse_retry_after
 
 from executor.imaging.result import ImageResult
@@ -202,3 +204,17 @@ def find_cause(exc: BaseException, kind: type[E]) -> E | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def transport_failure(exc: httpx.TransportError, provider: str, what: str) -> BaseException:
+    """A request that got no answer: the egress guard's refusal as it is (permanent, the
+    address is not allowed), a timeout or a connection failure as retryable."""
+    refused = find_cause(exc, EgressRefused)
+    if refused is not None:
+        return refused
+    timed_out = isinstance(exc, httpx.TimeoutException)
+    return ProviderError(
+        "provider_timeout" if timed_out else "provider_unreachable",
+        f"{what}{' timed out' if timed_out else ''}: {exc!r}",
+        provider=provider,
+    )

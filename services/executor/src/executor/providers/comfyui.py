@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
-from egress import EgressRefused
 
 from executor.imaging.result import ImageResult
 from executor.providers.base import (
@@ -27,8 +26,8 @@ from executor.providers.base import (
     GenerationRequest,
     ProviderError,
     ProviderName,
-    find_cause,
     status_error,
+    transport_failure,
 )
 from executor.providers.clients import ProviderClients
 from executor.providers.download import describe
@@ -80,17 +79,8 @@ class ComfyUI:
     ) -> httpx.Response:
         try:
             return await http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                "provider_timeout", f"{method} {url}: {exc!r}", provider=self.name
-            ) from exc
         except httpx.TransportError as exc:
-            refused = find_cause(exc, EgressRefused)
-            if refused is not None:
-                raise refused from exc
-            raise ProviderError(
-                "provider_unreachable", f"{method} {url}: {exc!r}", provider=self.name
-            ) from exc
+            raise transport_failure(exc, self.name, f"{method} {url}") from exc
 
     async def _queue(self, http: httpx.AsyncClient, base: str, graph: dict[str, Any]) -> str:
         client_id = uuid.uuid4().hex

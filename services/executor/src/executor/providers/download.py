@@ -13,7 +13,7 @@ from egress import ACCEPT_ENCODING, BodyTooLarge, UndecodableBody, read_bounded
 
 from executor.imaging.codec import CONTENT_TYPES, EXTENSIONS, ImageLimits, encode, open_image
 from executor.imaging.result import ImageDecodeError, ImageResult, ImageTooLarge
-from executor.providers.base import ProviderError, status_error
+from executor.providers.base import ProviderError, status_error, transport_failure
 
 MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024
 GONE: Final = frozenset({403, 404, 410})
@@ -47,14 +47,8 @@ async def fetch_image(
                 raise ProviderError(
                     "provider_bad_output", f"output {_short(url)}: {exc}", provider=provider
                 ) from exc
-    except httpx.TimeoutException as exc:
-        raise ProviderError(
-            "provider_timeout", f"downloading {_short(url)} timed out", provider=provider
-        ) from exc
     except httpx.TransportError as exc:
-        raise ProviderError(
-            "provider_unreachable", f"downloading {_short(url)}: {exc}", provider=provider
-        ) from exc
+        raise transport_failure(exc, provider, f"downloading {_short(url)}") from exc
     return await asyncio.to_thread(describe, data, limits, provider)
 
 

@@ -14,7 +14,6 @@ import time
 from typing import Any, Final
 
 import httpx
-from egress import EgressRefused
 from fal_client.client import AsyncRequestHandle, FalClientHTTPError
 
 from executor.imaging.result import ImageResult
@@ -24,9 +23,9 @@ from executor.providers.base import (
     GenerationRequest,
     ProviderError,
     ProviderName,
-    find_cause,
     retry_after_of,
     status_error,
+    transport_failure,
 )
 from executor.providers.clients import ProviderClients
 from executor.providers.download import decode_b64, describe, fetch_image
@@ -73,19 +72,8 @@ class FalQueue:
         url = f"{(creds.base_url or DEFAULT_QUEUE_URL).rstrip('/')}/{model}"
         try:
             response = await http.post(url, json=arguments)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                "provider_timeout",
-                f"submitting to the queue timed out: {exc!r}",
-                provider=self.name,
-            ) from exc
         except httpx.TransportError as exc:
-            refused = find_cause(exc, EgressRefused)
-            if refused is not None:
-                raise refused from exc
-            raise ProviderError(
-                "provider_unreachable", f"submitting to the queue: {exc!r}", provider=self.name
-            ) from exc
+            raise transport_failure(exc, self.name, "submitting to the queue") from exc
         if response.status_code >= 400:
             raise _status(response.status_code, response.headers, _detail(response))
         data = response.json()
@@ -106,16 +94,8 @@ class FalQueue:
             raise _status(
                 exc.status_code, exc.response_headers, _describe_detail(exc.message), exc.response
             ) from exc
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                "provider_timeout", f"following {handle.request_id}: {exc!r}", provider=self.name
-            ) from exc
         except httpx.TransportError as exc:
-            raise ProviderError(
-                "provider_unreachable",
-                f"following {handle.request_id}: {exc!r}",
-                provider=self.name,
-            ) from exc
+            raise transport_failure(exc, self.name, f"following {handle.request_id}") from exc
 
     async def _cancel(self, handle: AsyncRequestHandle) -> None:
         try:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import httpx
-from egress import EgressRefused
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 from replicate.prediction import Prediction
@@ -29,9 +28,9 @@ from executor.providers.base import (
     GenerationRequest,
     ProviderError,
     ProviderName,
-    find_cause,
     retry_after_of,
     status_error,
+    transport_failure,
 )
 from executor.providers.clients import ProviderClients
 from executor.providers.download import fetch_image
@@ -120,19 +119,8 @@ class ReplicatePredictions:
             return prediction
         except ReplicateError as exc:
             raise _error(exc, throttled.get("retry_after")) from exc
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                "provider_timeout",
-                f"creating the prediction timed out: {exc!r}",
-                provider=self.name,
-            ) from exc
         except httpx.TransportError as exc:
-            refused = find_cause(exc, EgressRefused)
-            if refused is not None:
-                raise refused from exc
-            raise ProviderError(
-                "provider_unreachable", f"creating the prediction: {exc!r}", provider=self.name
-            ) from exc
+            raise transport_failure(exc, self.name, "creating the prediction") from exc
 
     async def _cancel(self, prediction: Prediction) -> None:
         """Stop paying for a prediction nobody waits for; a failure here is only logged."""
