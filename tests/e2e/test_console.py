@@ -468,8 +468,8 @@ def test_the_runs_page_lists_runs_live_filters_and_pages_them(
     filters = page.get_by_role("form", name="Filter runs")
 
     def apply(shown: str) -> None:
-        """Apply the filters, until the address says `shown` (the form takes the applied
-        filters back then: editing it sooner would be overwritten)."""
+        """Apply the filters, until the address says `shown`. The edits that follow must stay:
+        the form once copied the applied filters back after paint, over the next edit."""
         filters.get_by_role("button", name="Apply").click()
         expect(page).to_have_url(re.compile(re.escape(shown)))
 

@@ -34,9 +34,11 @@ export function Thumbnail({ asset, size = 56, alt = "" }) {
     loading="lazy" decoding="async" />`;
 }
 
+// The parent keys this form by the applied filters, so a new address (Apply, Clear, Back) starts
+// a fresh draft in the same render. Copying them in an effect instead ran after paint, and
+// overwrote whatever the user had typed in between.
 function Filters({ q, workflows }) {
   const [draft, setDraft] = useState(q);
-  useEffect(() => setDraft(q), [q.workflowId, q.status, q.createdAfter, q.createdBefore]);
   // From the latest draft, not this render's: two edits before a re-render must both stay.
   const set = (name) => (e) => {
     const value = e.currentTarget.value;
@@ -142,7 +144,8 @@ export function RunsPage({ query: q }) {
           : null}
       </p>
     </div>
-    <${Filters} q=${q} workflows=${workflows.data?.items} />
+    <${Filters} key=${JSON.stringify([q.workflowId, q.status, q.createdAfter, q.createdBefore])}
+      q=${q} workflows=${workflows.data?.items} />
     <${ErrorNote} error=${page.error} retry=${() => page.reload()} />
     ${page.loading && !page.data
       ? html`<${Loading} label="Loading runs…" />`
