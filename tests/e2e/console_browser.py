@@ -25,6 +25,7 @@ from playwright.sync_api import (
     Page,
     Route,
     ViewportSize,
+    expect,
     sync_playwright,
 )
 
@@ -50,6 +51,9 @@ def browser(system: System) -> Iterator[Browser]:
     """One browser for the console's tests. Module-scoped, and after `system`: Playwright's
     sync API keeps an event loop running in this thread while it is open, so `asyncio.run`
     (the stack's fixtures, other modules' helpers) must not come while it is."""
+    # A live page refreshes every 2.5 s; on a loaded CI machine a refresh and the run behind it
+    # can outlast the 5 s Playwright waits by default. A deadline, never a pass/fail timing.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path())
         try:
