@@ -15,9 +15,10 @@ async def test_offline_provider_matches_the_pure_function_and_says_it_is_no_mode
     assert generation.images == [
         generate(prompt="a lighthouse", width=48, height=32, seed=3, quality="high")
     ]
-    meta = generation.metadata()
+    meta = generation.metadata(duration_seconds=1.0)
     assert (meta["name"], meta["model"], meta["requestId"]) == ("offline", "placeholder", None)
     assert meta["ignoredParams"] == ["negativePrompt"]
+    assert meta["durationSeconds"] == 1.0  # the step's caller times it
 
 
 async def test_offline_batches_differ_image_by_image() -> None:

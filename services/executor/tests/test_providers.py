@@ -145,7 +145,7 @@ async def test_openai_decodes_base64_images_and_reports_its_request_id(
     assert sent.json["size"] == "1024x1536"
     assert sent.json["n"] == 2
     assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
-    meta = generation.metadata()
+    meta = generation.metadata(duration_seconds=1.0)
     assert meta["name"] == "openai"
     assert meta["model"] == "gpt-image-1"
     assert str(meta["requestId"]).startswith("req_")
@@ -283,7 +283,7 @@ async def test_replicate_sync_wait_answers_a_fast_prediction_at_once(
     }
     assert not standin.requests_to("status")  # answered by the sync wait, no polling
     assert generation.request_id
-    assert generation.metadata()["model"] == "black-forest-labs/flux-schnell"
+    assert generation.metadata(duration_seconds=1.0)["model"] == "black-forest-labs/flux-schnell"
 
 
 async def test_replicate_polls_a_prediction_the_sync_wait_did_not_finish(
@@ -502,7 +502,7 @@ async def test_comfyui_runs_the_graph_with_our_inputs_placed_and_fetches_its_ima
     assert GRAPH["6"]["inputs"]["text"] != "a fox", "the node's own graph is not changed"
     assert len(standin.requests_to("history")) >= 2, "polled until done"
     assert standin.requests_to("view")
-    assert generation.metadata()["model"] == GRAPH["4"]["inputs"]["ckpt_name"]
+    assert generation.metadata(duration_seconds=1.0)["model"] == GRAPH["4"]["inputs"]["ckpt_name"]
     assert generation.request_id
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -128,9 +129,11 @@ async def generate(p: c.GenerateParams, ctx: NodeContext) -> NodeResult:
         graph=graph,
         graph_inputs=p.graph_inputs,
     )
+    started = time.monotonic()
     generation = await provider.generate(request, creds)
+    took = time.monotonic() - started
     result = await ctx.image_outputs(generation.images[: p.count])
-    result.outputs["provider"] = generation.metadata()
+    result.outputs["provider"] = generation.metadata(took)
     return result
 
 

@@ -68,16 +68,15 @@ class Generation:
     provider: ProviderName
     model: str
     request_id: str | None
-    duration_seconds: float
     ignored: tuple[str, ...] = ()
     """Our params this provider has no equivalent for (e.g. a seed for OpenAI)."""
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, duration_seconds: float) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "name": self.provider,
             "model": self.model,
             "requestId": self.request_id,
-            "durationSeconds": round(self.duration_seconds, 3),
+            "durationSeconds": round(duration_seconds, 3),
         }
         if self.ignored:
             meta["ignoredParams"] = list(self.ignored)

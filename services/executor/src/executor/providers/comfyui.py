@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
@@ -52,7 +51,6 @@ class ComfyUI:
         if request.graph is None:
             raise GraphError("a comfyui image.generate needs `graph` or `graphAsset`")
         graph = place_inputs(request.graph, request.graph_inputs)
-        started = time.monotonic()
         headers = {"Authorization": f"Bearer {creds.api_key}"} if creds.api_key else None
         base = (creds.base_url or "").rstrip("/")
         async with self._clients.client(creds, headers=headers) as http:
@@ -71,7 +69,6 @@ class ComfyUI:
             provider=self.name,
             model=request.model or _checkpoint(graph) or "comfyui graph",
             request_id=prompt_id,
-            duration_seconds=time.monotonic() - started,
         )
 
     async def _call(

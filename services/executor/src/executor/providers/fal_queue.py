@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Final
 
 import httpx
@@ -46,7 +45,6 @@ class FalQueue:
 
     async def generate(self, request: GenerationRequest, creds: Credentials) -> Generation:
         model = (request.model or creds.model or DEFAULT_MODEL).strip("/")
-        started = time.monotonic()
         http = self._clients.client(creds, headers={"Authorization": f"Key {creds.api_key}"})
         try:
             handle = await self._submit(http, creds, model, _arguments(request))
@@ -63,7 +61,6 @@ class FalQueue:
             provider=self.name,
             model=model,
             request_id=handle.request_id,
-            duration_seconds=time.monotonic() - started,
         )
 
     async def _submit(

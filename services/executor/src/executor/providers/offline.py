@@ -5,7 +5,6 @@ the prompt and seed, drawn here without a network. It is not a model; steps it r
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Final
 
 from executor.imaging.placeholder import generate
@@ -18,7 +17,6 @@ class Offline:
     name: ProviderName = "offline"
 
     async def generate(self, request: GenerationRequest, creds: Credentials) -> Generation:
-        started = time.monotonic()
         images = [
             await asyncio.to_thread(
                 generate,
@@ -36,6 +34,5 @@ class Offline:
             provider=self.name,
             model=MODEL,
             request_id=None,
-            duration_seconds=time.monotonic() - started,
             ignored=("negativePrompt",) if request.negative_prompt is not None else (),
         )

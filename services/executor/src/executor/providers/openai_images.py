@@ -10,7 +10,6 @@ with the server's Retry-After, and the node's retry policy decides.
 from __future__ import annotations
 
 import inspect
-import time
 from typing import Any, Final
 
 import openai
@@ -52,7 +51,6 @@ class OpenAIImages:
     async def generate(self, request: GenerationRequest, creds: Credentials) -> Generation:
         model = request.model or creds.model or DEFAULT_MODEL
         params, extra, ignored = _params(request, model)
-        started = time.monotonic()
         http = self._clients.client(creds)
         try:
             client = openai.AsyncOpenAI(
@@ -87,7 +85,6 @@ class OpenAIImages:
             provider=self.name,
             model=model,
             request_id=response._request_id,
-            duration_seconds=time.monotonic() - started,
             ignored=ignored,
         )
 

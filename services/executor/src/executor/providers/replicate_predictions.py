@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -55,7 +54,6 @@ class ReplicatePredictions:
 
     async def generate(self, request: GenerationRequest, creds: Credentials) -> Generation:
         model = request.model or creds.model or DEFAULT_MODEL
-        started = time.monotonic()
         throttled: dict[str, float | None] = {}
 
         async def remember_retry_after(response: httpx.Response) -> None:
@@ -89,7 +87,6 @@ class ReplicatePredictions:
             provider=self.name,
             model=prediction.model or model,
             request_id=prediction.id,
-            duration_seconds=time.monotonic() - started,
         )
 
     async def _create(
