@@ -43,6 +43,7 @@ from ingress.quotas import Admission, admit_run
 from ingress.routes.webhooks import check_webhook_target
 from ingress.routes.workflows import WorkflowIdPath
 from ingress.runtime import Runtime, RuntimeDep
+from ingress.workflow_openapi import CANCEL_AFTER_PATTERN
 
 log = logging.getLogger("ingress.runs")
 router = APIRouter(tags=["runs"])
@@ -52,7 +53,11 @@ CANCEL_WAIT_SECONDS = 5.0
 # As in the documented contract: what does not match is a 422 before any work (a NUL byte in a
 # workflow id would otherwise reach the store, which cannot take it: a 500).
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-CANCEL_AFTER_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,9})?s?$"
+IdempotencyKey = Annotated[str | None, Header(max_length=255)]
+CancelAfter = Annotated[
+    str | None,
+    Header(pattern=CANCEL_AFTER_PATTERN, description="Seconds, e.g. `300` or `300s`."),
+]
 RFC3339 = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<hms>\d{2}:\d{2}):(?P<s>\d{2})(?P<frac>\.\d+)?"
     r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})$"
@@ -146,11 +151,8 @@ async def run_workflow(
     request: Request,
     tenant_id: TenantId,
     runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    cancel_after: Annotated[
-        str | None,
-        Header(pattern=CANCEL_AFTER_PATTERN, description="Seconds, e.g. `300` or `300s`."),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
+    cancel_after: CancelAfter = None,
 ) -> JSONResponse:
     """Start a run. Waits for its end (up to the server maximum, or `Prefer: wait=N`) and answers
     200 with the finished run, else 202 with the run so far and `Location`.
@@ -266,11 +268,8 @@ async def rerun(
     request: Request,
     tenant_id: TenantId,
     runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    cancel_after: Annotated[
-        str | None,
-        Header(pattern=CANCEL_AFTER_PATTERN, description="Seconds, e.g. `300` or `300s`."),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
+    cancel_after: CancelAfter = None,
 ) -> JSONResponse:
     """Run the same workflow version again as a new run, with the run's inputs or new ones;
     its metadata, webhook and timeout unless the body gives its own. With `fromNode`, only
