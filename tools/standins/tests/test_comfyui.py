@@ -3,7 +3,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,8 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "comfyui" / "txt2im
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ComfyUIStandIn, str]]:
-    standin = ComfyUIStandIn()
-    with standin.serve() as url:
-        yield standin, url
-
-
-@pytest.fixture
-def comfy(served: tuple[ComfyUIStandIn, str]) -> Iterator[tuple[ComfyUIStandIn, httpx.Client]]:
-    standin, url = served
-    standin.reset()
-    with httpx.Client(base_url=url) as client:
-        yield standin, client
+def standin() -> ComfyUIStandIn:
+    return ComfyUIStandIn()
 
 
 @pytest.fixture
@@ -66,9 +55,9 @@ def test_the_example_graph_is_a_real_api_export() -> None:
 
 
 def test_a_valid_prompt_runs_and_its_images_are_in_history_and_view(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    standin, client = comfy
+    standin, client = api
     graph["6"]["inputs"]["text"] = "a lighthouse at dusk"
     response = client.post("/prompt", json={"prompt": graph, "client_id": "c1"})
     assert response.status_code == 200
@@ -95,9 +84,9 @@ def test_a_valid_prompt_runs_and_its_images_are_in_history_and_view(
 
 
 def test_history_is_empty_until_done(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    standin, client = comfy
+    standin, client = api
     standin.processing_seconds = 0.3
     prompt_id = client.post("/prompt", json={"prompt": graph}).json()["prompt_id"]
     assert client.get(f"/history/{prompt_id}").json() == {}
@@ -106,9 +95,9 @@ def test_history_is_empty_until_done(
 
 
 def test_unknown_class_type_is_a_missing_node_type_400(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    _, client = comfy
+    _, client = api
     graph["3"]["class_type"] = "KSamplerDeluxe"
     response = client.post("/prompt", json={"prompt": graph})
     assert response.status_code == 400
@@ -124,9 +113,9 @@ def test_unknown_class_type_is_a_missing_node_type_400(
 
 
 def test_a_graph_without_an_output_node_is_prompt_no_outputs(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    _, client = comfy
+    _, client = api
     del graph["9"]
     response = client.post("/prompt", json={"prompt": graph})
     assert response.status_code == 400
@@ -134,9 +123,9 @@ def test_a_graph_without_an_output_node_is_prompt_no_outputs(
 
 
 def test_bad_inputs_fail_validation_with_node_errors(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    _, client = comfy
+    _, client = api
     del graph["6"]["inputs"]["text"]
     graph["8"]["inputs"]["vae"] = ["4", 1]
     response = client.post("/prompt", json={"prompt": graph})
@@ -156,9 +145,9 @@ def test_bad_inputs_fail_validation_with_node_errors(
 
 
 def test_a_failing_node_class_ends_in_execution_error(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    standin, client = comfy
+    standin, client = api
     standin.fail_class_type = "KSampler"
     prompt_id = client.post("/prompt", json={"prompt": graph}).json()["prompt_id"]
     entry = finished(client, prompt_id)
@@ -178,9 +167,9 @@ def test_a_failing_node_class_ends_in_execution_error(
 
 
 def test_interrupt_stops_the_running_prompt_and_queue_delete_drops_a_pending_one(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    standin, client = comfy
+    standin, client = api
     standin.processing_seconds = 5
     running = client.post("/prompt", json={"prompt": graph}).json()["prompt_id"]
     pending = client.post("/prompt", json={"prompt": graph}).json()["prompt_id"]
@@ -227,9 +216,9 @@ def test_websocket_reports_the_run_to_its_client(
 
 
 def test_scripted_prompt_failure(
-    comfy: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
+    api: tuple[ComfyUIStandIn, httpx.Client], graph: dict[str, Any]
 ) -> None:
-    standin, client = comfy
+    standin, client = api
     standin.fail_next("prompt", 500)
     assert client.post("/prompt", json={"prompt": graph}).status_code == 500
     assert client.post("/prompt", json={"prompt": graph}).status_code == 200

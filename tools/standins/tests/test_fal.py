@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,18 +11,13 @@ KEY = "key-id:key-secret"
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[FalQueueStandIn, str]]:
-    standin = FalQueueStandIn(KEY)
-    with standin.serve() as url:
-        yield standin, url
+def standin() -> FalQueueStandIn:
+    return FalQueueStandIn(KEY)
 
 
-@pytest.fixture
-def api(served: tuple[FalQueueStandIn, str]) -> Iterator[tuple[FalQueueStandIn, httpx.Client]]:
-    standin, url = served
-    standin.reset()
-    with httpx.Client(base_url=url, headers={"Authorization": f"Key {KEY}"}) as client:
-        yield standin, client
+@pytest.fixture(scope="module")
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Key {KEY}"}
 
 
 def submit(

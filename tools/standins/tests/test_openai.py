@@ -3,7 +3,6 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,20 +14,13 @@ KEY = "sk-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[OpenAIImagesStandIn, str]]:
-    standin = OpenAIImagesStandIn(KEY)
-    with standin.serve() as url:
-        yield standin, url
+def standin() -> OpenAIImagesStandIn:
+    return OpenAIImagesStandIn(KEY)
 
 
-@pytest.fixture
-def api(
-    served: tuple[OpenAIImagesStandIn, str],
-) -> Iterator[tuple[OpenAIImagesStandIn, httpx.Client]]:
-    standin, url = served
-    standin.reset()
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client:
-        yield standin, client
+@pytest.fixture(scope="module")
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}"}
 
 
 def generate(client: httpx.Client, **body: Any) -> httpx.Response:

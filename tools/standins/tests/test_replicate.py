@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,18 +15,13 @@ MODEL_PATH = "/v1/models/black-forest-labs/flux-schnell/predictions"
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ReplicateStandIn, str]]:
-    standin = ReplicateStandIn(TOKEN)
-    with standin.serve() as url:
-        yield standin, url
+def standin() -> ReplicateStandIn:
+    return ReplicateStandIn(TOKEN)
 
 
-@pytest.fixture
-def api(served: tuple[ReplicateStandIn, str]) -> Iterator[tuple[ReplicateStandIn, httpx.Client]]:
-    standin, url = served
-    standin.reset()
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        yield standin, client
+@pytest.fixture(scope="module")
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
 
 
 def poll(

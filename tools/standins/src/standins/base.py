@@ -240,6 +240,30 @@ class StandIn:
             self._requests.append(recorded)
         return recorded
 
+    async def _open(
+        self,
+        request: Request,
+        route: str,
+        *,
+        authenticate: bool = True,
+        scripted_headers: Mapping[str, str] | None = None,
+    ) -> tuple[RecordedRequest, Response | None]:
+        """What every endpoint does first, in this order: record the request to `route`, refuse
+        it without valid credentials (`_refusal`; skipped when not `authenticate`), then take a
+        scripted failure (with `scripted_headers` under its own). The response is the answer
+        when there is one; None: the endpoint goes on."""
+        recorded = await self._receive(request, route)
+        if authenticate:
+            refused = self._refusal(recorded.headers)
+            if refused is not None:
+                return recorded, refused
+        return recorded, self._take_scripted(route, scripted_headers)
+
+    def _refusal(self, headers: dict[str, str]) -> Response | None:
+        """The provider's answer to a request with these (lower-case) headers when they do not
+        authenticate it; None lets it through. The default lets everything through."""
+        return None
+
     def _record_connection(self, conn: HTTPConnection, route: str) -> None:
         with self._lock:
             self._requests.append(
@@ -278,10 +302,9 @@ class StandIn:
         return Route("/files/{key:path}", self._serve_file, methods=["GET", "HEAD"])
 
     async def _serve_file(self, request: Request) -> Response:
-        await self._receive(request, "download")
-        scripted = self._take_scripted("download")
-        if scripted is not None:
-            return scripted
+        _, answer = await self._open(request, "download", authenticate=False)
+        if answer is not None:
+            return answer
         key = request.path_params["key"]
         with self._lock:
             stored = self._files.get(key)

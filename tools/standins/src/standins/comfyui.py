@@ -452,10 +452,9 @@ class ComfyUIStandIn(StandIn):
     # --- routes ----------------------------------------------------------------------------
 
     async def _post_prompt(self, request: Request) -> Response:
-        recorded = await self._receive(request, "prompt")
-        scripted = self._take_scripted("prompt")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "prompt")
+        if answer is not None:
+            return answer
         body = recorded.json if isinstance(recorded.json, dict) else {}
         graph = body.get("prompt")
         if not isinstance(graph, dict):
@@ -494,10 +493,9 @@ class ComfyUIStandIn(StandIn):
         return json_response({"exec_info": {"queue_remaining": self._remaining()}})
 
     async def _get_history(self, request: Request) -> Response:
-        recorded = await self._receive(request, "history")
-        scripted = self._take_scripted("history")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "history")
+        if answer is not None:
+            return answer
         prompt_id = request.path_params.get("prompt_id")
         with self._lock:
             if prompt_id is not None:
@@ -510,10 +508,9 @@ class ComfyUIStandIn(StandIn):
         return json_response(dict(entries))
 
     async def _post_history(self, request: Request) -> Response:
-        recorded = await self._receive(request, "history")
-        scripted = self._take_scripted("history")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "history")
+        if answer is not None:
+            return answer
         body = recorded.json if isinstance(recorded.json, dict) else {}
         with self._lock:
             if body.get("clear"):
@@ -523,20 +520,18 @@ class ComfyUIStandIn(StandIn):
         return Response(status_code=200)
 
     async def _get_queue(self, request: Request) -> Response:
-        await self._receive(request, "queue")
-        scripted = self._take_scripted("queue")
-        if scripted is not None:
-            return scripted
+        _, answer = await self._open(request, "queue")
+        if answer is not None:
+            return answer
         with self._lock:
             running = [self._running.item.as_tuple()] if self._running else []
             pending = [item.as_tuple() for item in self._pending]
         return json_response({"queue_running": running, "queue_pending": pending})
 
     async def _post_queue(self, request: Request) -> Response:
-        recorded = await self._receive(request, "queue")
-        scripted = self._take_scripted("queue")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "queue")
+        if answer is not None:
+            return answer
         body = recorded.json if isinstance(recorded.json, dict) else {}
         with self._lock:
             if body.get("clear"):
@@ -547,10 +542,9 @@ class ComfyUIStandIn(StandIn):
         return Response(status_code=200)
 
     async def _interrupt(self, request: Request) -> Response:
-        recorded = await self._receive(request, "interrupt")
-        scripted = self._take_scripted("interrupt")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "interrupt")
+        if answer is not None:
+            return answer
         target = recorded.json.get("prompt_id") if isinstance(recorded.json, dict) else None
         with self._lock:
             run = self._running
@@ -559,10 +553,9 @@ class ComfyUIStandIn(StandIn):
         return Response(status_code=200)
 
     async def _view(self, request: Request) -> Response:
-        recorded = await self._receive(request, "view")
-        scripted = self._take_scripted("view")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "view")
+        if answer is not None:
+            return answer
         filename = recorded.query.get("filename", "")
         subfolder = recorded.query.get("subfolder", "")
         kind = recorded.query.get("type", "output")
@@ -583,10 +576,9 @@ class ComfyUIStandIn(StandIn):
         )
 
     async def _system_stats(self, request: Request) -> Response:
-        await self._receive(request, "system_stats")
-        scripted = self._take_scripted("system_stats")
-        if scripted is not None:
-            return scripted
+        _, answer = await self._open(request, "system_stats")
+        if answer is not None:
+            return answer
         return json_response(
             {
                 "system": {

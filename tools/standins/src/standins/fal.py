@@ -158,7 +158,7 @@ class FalQueueStandIn(StandIn):
             return {"detail": detail, "error_type": error_type}, {"x-fal-error-type": error_type}
         return {"detail": f"Scripted error {status}"}, {}
 
-    def _auth_error(self, headers: dict[str, str]) -> Response | None:
+    def _refusal(self, headers: dict[str, str]) -> Response | None:
         auth = headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
         if not auth:
@@ -180,13 +180,9 @@ class FalQueueStandIn(StandIn):
     # --- endpoints -------------------------------------------------------------------------
 
     async def _submit(self, request: Request) -> Response:
-        recorded = await self._receive(request, "submit")
-        denied = self._auth_error(recorded.headers)
-        if denied is not None:
-            return denied
-        scripted = self._take_scripted("submit")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "submit")
+        if answer is not None:
+            return answer
         if not isinstance(recorded.json, dict):
             return json_response(
                 {
@@ -218,13 +214,9 @@ class FalQueueStandIn(StandIn):
         return json_response(view, 200, {"x-fal-request-id": request_id})
 
     async def _status(self, request: Request) -> Response:
-        recorded = await self._receive(request, "status")
-        denied = self._auth_error(recorded.headers)
-        if denied is not None:
-            return denied
-        scripted = self._take_scripted("status")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "status")
+        if answer is not None:
+            return answer
         with_logs = recorded.query.get("logs", "").lower() in ("1", "true")
         with self._lock:
             job = self._job(request)
@@ -235,15 +227,13 @@ class FalQueueStandIn(StandIn):
         return json_response(view, status, {"x-fal-request-id": job.id})
 
     async def _result(self, request: Request) -> Response:
-        recorded = await self._receive(request, "result")
-        denied = self._auth_error(recorded.headers)
-        if denied is not None:
-            return denied
-        scripted = self._take_scripted(
-            "result", {"x-fal-request-id": request.path_params["request_id"]}
+        _, answer = await self._open(
+            request,
+            "result",
+            scripted_headers={"x-fal-request-id": request.path_params["request_id"]},
         )
-        if scripted is not None:
-            return scripted
+        if answer is not None:
+            return answer
         root = base_url(request)
         with self._lock:
             job = self._job(request)
@@ -270,13 +260,9 @@ class FalQueueStandIn(StandIn):
             return json_response(self._output(job, root), 200, headers)
 
     async def _cancel(self, request: Request) -> Response:
-        recorded = await self._receive(request, "cancel")
-        denied = self._auth_error(recorded.headers)
-        if denied is not None:
-            return denied
-        scripted = self._take_scripted("cancel")
-        if scripted is not None:
-            return scripted
+        _, answer = await self._open(request, "cancel")
+        if answer is not None:
+            return answer
         with self._lock:
             job = self._job(request)
             if job is None:

@@ -220,19 +220,18 @@ class ReplicateStandIn(StandIn):
         title = titles.get(status, "Error")
         return {"title": title, "detail": f"{title}.", "status": status}, {}
 
-    def _authorised(self, headers: dict[str, str]) -> bool:
+    def _refusal(self, headers: dict[str, str]) -> Response | None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() in ("bearer", "token") and token.strip() == self.api_token
+        if scheme.lower() in ("bearer", "token") and token.strip() == self.api_token:
+            return None
+        return json_response(UNAUTHENTICATED, 401)
 
     # --- endpoints -------------------------------------------------------------------------
 
     async def _create(self, request: Request) -> Response:
-        recorded = await self._receive(request, "create")
-        if not self._authorised(recorded.headers):
-            return json_response(UNAUTHENTICATED, 401)
-        scripted = self._take_scripted("create")
-        if scripted is not None:
-            return scripted
+        recorded, answer = await self._open(request, "create")
+        if answer is not None:
+            return answer
         body = recorded.json
         if not isinstance(body, dict):
             return json_response(
@@ -301,32 +300,26 @@ class ReplicateStandIn(StandIn):
             await asyncio.sleep(min(0.02, deadline - now))
 
     async def _get(self, request: Request) -> Response:
-        recorded = await self._receive(request, "status")
-        if not self._authorised(recorded.headers):
-            return json_response(UNAUTHENTICATED, 401)
-        scripted = self._take_scripted("status")
-        if scripted is not None:
-            return scripted
-        with self._lock:
-            prediction = self._predictions.get(request.path_params["id"])
-            if prediction is None:
-                return json_response({"detail": "Not found.", "status": 404}, 404)
-            return json_response(self._render(prediction, base_url(request)))
+        return await self._prediction_endpoint(request, "status")
 
     async def _cancel(self, request: Request) -> Response:
-        recorded = await self._receive(request, "cancel")
-        if not self._authorised(recorded.headers):
-            return json_response(UNAUTHENTICATED, 401)
-        scripted = self._take_scripted("cancel")
-        if scripted is not None:
-            return scripted
+        return await self._prediction_endpoint(request, "cancel")
+
+    async def _prediction_endpoint(self, request: Request, route: str) -> Response:
+        """`GET /v1/predictions/{id}` ("status") and `POST .../cancel` ("cancel"): the
+        prediction as it is now, which a cancel first marks canceled unless it had finished;
+        404 for an unknown id."""
+        _, answer = await self._open(request, route)
+        if answer is not None:
+            return answer
         with self._lock:
             prediction = self._predictions.get(request.path_params["id"])
             if prediction is None:
                 return json_response({"detail": "Not found.", "status": 404}, 404)
-            now = time.monotonic()
-            if self._state(prediction, now).status not in TERMINAL:
-                prediction.canceled_mono = now
+            if route == "cancel":
+                now = time.monotonic()
+                if self._state(prediction, now).status not in TERMINAL:
+                    prediction.canceled_mono = now
             return json_response(self._render(prediction, base_url(request)))
 
     # --- the model -------------------------------------------------------------------------
