@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from contracts.events import StepFailure
 from egress import EgressPolicy, EgressRefused
 from executor.imaging.codec import ImageLimits
 from executor.providers import (
@@ -23,6 +24,7 @@ from executor.providers import (
     FalQueue,
     GenerationRequest,
     GraphError,
+    ImageProvider,
     OpenAIImages,
     ProviderClients,
     ProviderError,
@@ -128,6 +130,23 @@ def _openai_v1(server: Served) -> Credentials:
     return Credentials(api_key=OPENAI_KEY, base_url=f"{server.url}/v1")
 
 
+async def _provider_error(
+    provider: ImageProvider, request: GenerationRequest, creds: Credentials
+) -> ProviderError:
+    """The ProviderError `provider.generate(request, creds)` raises (the test fails if it
+    raises none)."""
+    with pytest.raises(ProviderError) as caught:
+        await provider.generate(request, creds)
+    return caught.value
+
+
+async def _failure(
+    provider: ImageProvider, request: GenerationRequest, creds: Credentials
+) -> StepFailure:
+    """How the step fails when `provider.generate(request, creds)` raises a ProviderError."""
+    return classify(await _provider_error(provider, request, creds))
+
+
 # --- OpenAI ------------------------------------------------------------------------------
 
 
@@ -169,20 +188,16 @@ async def test_openai_url_outputs_are_downloaded_and_an_expired_one_fails_for_go
     assert openai_server.standin.requests_to("download")
 
     clients.before_download = openai_server.standin.expire_outputs
-    with pytest.raises(ProviderError) as caught:
-        await provider.generate(request, _openai_v1(openai_server))
-    failure = classify(caught.value)
+    failure = await _failure(provider, request, _openai_v1(openai_server))
     assert (failure.code, failure.retryable) == ("provider_output_expired", False)
     assert "?" not in failure.message  # the URL's signature stays out of messages
 
 
 async def test_openai_429_is_retryable_after_its_retry_after(openai_server: Served) -> None:
     openai_server.standin.fail_next("generate", 429, headers={"retry-after": "7"})
-    with pytest.raises(ProviderError) as caught:
-        await OpenAIImages(_clients()).generate(
-            GenerationRequest(prompt="x"), _openai_v1(openai_server)
-        )
-    failure = classify(caught.value)
+    failure = await _failure(
+        OpenAIImages(_clients()), GenerationRequest(prompt="x"), _openai_v1(openai_server)
+    )
     assert (failure.code, failure.retryable) == ("provider_rate_limited", True)
     assert failure.retry_after_seconds == 7
     assert "rate limit" in failure.message.lower()
@@ -191,11 +206,11 @@ async def test_openai_429_is_retryable_after_its_retry_after(openai_server: Serv
 async def test_openai_moderation_refusal_is_permanent_with_the_providers_message(
     openai_server: Served,
 ) -> None:
-    with pytest.raises(ProviderError) as caught:
-        await OpenAIImages(_clients()).generate(
-            GenerationRequest(prompt="something FORBIDDEN"), _openai_v1(openai_server)
-        )
-    failure = classify(caught.value)
+    failure = await _failure(
+        OpenAIImages(_clients()),
+        GenerationRequest(prompt="something FORBIDDEN"),
+        _openai_v1(openai_server),
+    )
     assert (failure.code, failure.retryable) == ("content_policy", False)
     assert "safety" in failure.message.lower()
     assert "moderation_blocked" in failure.message
@@ -206,19 +221,19 @@ async def test_openai_500_is_retryable_and_the_next_attempt_succeeds(
 ) -> None:
     openai_server.standin.fail_next("generate", 500)
     provider = OpenAIImages(_clients())
-    with pytest.raises(ProviderError) as caught:
-        await provider.generate(GenerationRequest(prompt="x"), _openai_v1(openai_server))
-    assert (classify(caught.value).code, caught.value.retryable) == ("provider_unavailable", True)
+    error = await _provider_error(
+        provider, GenerationRequest(prompt="x"), _openai_v1(openai_server)
+    )
+    assert (classify(error).code, error.retryable) == ("provider_unavailable", True)
     generation = await provider.generate(GenerationRequest(prompt="x"), _openai_v1(openai_server))
     assert len(generation.images) == 1
 
 
 async def test_openai_a_wrong_key_is_a_permanent_auth_failure(openai_server: Served) -> None:
     creds = replace(_openai_v1(openai_server), api_key="sk-wrong")
-    with pytest.raises(ProviderError) as caught:
-        await OpenAIImages(_clients()).generate(GenerationRequest(prompt="x"), creds)
-    assert (caught.value.code, caught.value.retryable) == ("provider_auth_failed", False)
-    assert "sk-wrong" not in str(caught.value)
+    error = await _provider_error(OpenAIImages(_clients()), GenerationRequest(prompt="x"), creds)
+    assert (error.code, error.retryable) == ("provider_auth_failed", False)
+    assert "sk-wrong" not in str(error)
 
 
 async def test_openai_a_slow_answer_times_out_retryably(openai_server: Served) -> None:
@@ -231,9 +246,10 @@ async def test_openai_a_slow_answer_times_out_retryably(openai_server: Served) -
             limits=ImageLimits(),
         )
     )
-    with pytest.raises(ProviderError) as caught:
-        await provider.generate(GenerationRequest(prompt="x"), _openai_v1(openai_server))
-    assert (caught.value.code, caught.value.retryable) == ("provider_timeout", True)
+    error = await _provider_error(
+        provider, GenerationRequest(prompt="x"), _openai_v1(openai_server)
+    )
+    assert (error.code, error.retryable) == ("provider_timeout", True)
 
 
 async def test_a_tenants_own_base_url_goes_through_the_egress_guard(
@@ -313,11 +329,11 @@ async def test_replicate_a_version_is_created_on_the_predictions_endpoint(
 
 async def test_replicate_429_is_retryable_after_its_retry_after(replicate_server: Served) -> None:
     replicate_server.standin.fail_next("create", 429, headers={"retry-after": "12"})
-    with pytest.raises(ProviderError) as caught:
-        await ReplicatePredictions(_clients()).generate(
-            GenerationRequest(prompt="x"), _creds(replicate_server, REPLICATE_KEY)
-        )
-    failure = classify(caught.value)
+    failure = await _failure(
+        ReplicatePredictions(_clients()),
+        GenerationRequest(prompt="x"),
+        _creds(replicate_server, REPLICATE_KEY),
+    )
     assert (failure.code, failure.retryable, failure.retry_after_seconds) == (
         "provider_rate_limited",
         True,
@@ -329,11 +345,11 @@ async def test_replicate_429_is_retryable_after_its_retry_after(replicate_server
 async def test_replicate_nsfw_failure_is_a_permanent_content_policy_error(
     replicate_server: Served,
 ) -> None:
-    with pytest.raises(ProviderError) as caught:
-        await ReplicatePredictions(_clients()).generate(
-            GenerationRequest(prompt="FORBIDDEN"), _creds(replicate_server, REPLICATE_KEY)
-        )
-    failure = classify(caught.value)
+    failure = await _failure(
+        ReplicatePredictions(_clients()),
+        GenerationRequest(prompt="FORBIDDEN"),
+        _creds(replicate_server, REPLICATE_KEY),
+    )
     assert (failure.code, failure.retryable) == ("content_policy", False)
     assert "NSFW" in failure.message
 
@@ -342,9 +358,8 @@ async def test_replicate_500_then_success(replicate_server: Served) -> None:
     replicate_server.standin.fail_next("create", 500)
     provider = ReplicatePredictions(_clients())
     creds = _creds(replicate_server, REPLICATE_KEY)
-    with pytest.raises(ProviderError) as caught:
-        await provider.generate(GenerationRequest(prompt="x"), creds)
-    assert (caught.value.code, caught.value.retryable) == ("provider_unavailable", True)
+    error = await _provider_error(provider, GenerationRequest(prompt="x"), creds)
+    assert (error.code, error.retryable) == ("provider_unavailable", True)
     assert (await provider.generate(GenerationRequest(prompt="x"), creds)).images
 
 
@@ -353,22 +368,23 @@ async def test_replicate_an_output_deleted_before_download_fails_as_expired(
 ) -> None:
     clients = _clients()
     clients.before_download = replicate_server.standin.expire_outputs
-    with pytest.raises(ProviderError) as caught:
-        await ReplicatePredictions(clients).generate(
-            GenerationRequest(prompt="x"), _creds(replicate_server, REPLICATE_KEY)
-        )
-    assert (caught.value.code, caught.value.retryable) == ("provider_output_expired", False)
+    error = await _provider_error(
+        ReplicatePredictions(clients),
+        GenerationRequest(prompt="x"),
+        _creds(replicate_server, REPLICATE_KEY),
+    )
+    assert (error.code, error.retryable) == ("provider_output_expired", False)
 
 
 async def test_replicate_invalid_input_is_permanent_with_the_providers_detail(
     replicate_server: Served,
 ) -> None:
-    with pytest.raises(ProviderError) as caught:
-        await ReplicatePredictions(_clients()).generate(
-            GenerationRequest(prompt="x", options={"num_outputs": 99}),
-            _creds(replicate_server, REPLICATE_KEY),
-        )
-    assert (caught.value.code, caught.value.status_code) == ("provider_invalid_request", 422)
+    error = await _provider_error(
+        ReplicatePredictions(_clients()),
+        GenerationRequest(prompt="x", options={"num_outputs": 99}),
+        _creds(replicate_server, REPLICATE_KEY),
+    )
+    assert (error.code, error.status_code) == ("provider_invalid_request", 422)
 
 
 async def test_canceling_a_replicate_step_cancels_its_prediction(
@@ -416,11 +432,9 @@ def submit_request_id(standin: StandIn) -> str | None:
 
 async def test_fal_429_on_submit_is_retryable_after_its_retry_after(fal_server: Served) -> None:
     fal_server.standin.fail_next("submit", 429, headers={"retry-after": "4"})
-    with pytest.raises(ProviderError) as caught:
-        await FalQueue(_clients()).generate(
-            GenerationRequest(prompt="x"), _creds(fal_server, FAL_KEY)
-        )
-    failure = classify(caught.value)
+    failure = await _failure(
+        FalQueue(_clients()), GenerationRequest(prompt="x"), _creds(fal_server, FAL_KEY)
+    )
     assert (failure.code, failure.retryable, failure.retry_after_seconds) == (
         "provider_rate_limited",
         True,
@@ -429,11 +443,9 @@ async def test_fal_429_on_submit_is_retryable_after_its_retry_after(fal_server: 
 
 
 async def test_fal_content_policy_refusal_is_permanent(fal_server: Served) -> None:
-    with pytest.raises(ProviderError) as caught:
-        await FalQueue(_clients()).generate(
-            GenerationRequest(prompt="FORBIDDEN"), _creds(fal_server, FAL_KEY)
-        )
-    failure = classify(caught.value)
+    failure = await _failure(
+        FalQueue(_clients()), GenerationRequest(prompt="FORBIDDEN"), _creds(fal_server, FAL_KEY)
+    )
     assert (failure.code, failure.retryable) == ("content_policy", False)
     assert "content_policy_violation" in failure.message
 
@@ -441,9 +453,10 @@ async def test_fal_content_policy_refusal_is_permanent(fal_server: Served) -> No
 async def test_fal_500_then_success(fal_server: Served) -> None:
     fal_server.standin.fail_next("submit", 500)
     provider = FalQueue(_clients())
-    with pytest.raises(ProviderError) as caught:
-        await provider.generate(GenerationRequest(prompt="x"), _creds(fal_server, FAL_KEY))
-    assert (caught.value.code, caught.value.retryable) == ("provider_unavailable", True)
+    error = await _provider_error(
+        provider, GenerationRequest(prompt="x"), _creds(fal_server, FAL_KEY)
+    )
+    assert (error.code, error.retryable) == ("provider_unavailable", True)
     assert (
         await provider.generate(GenerationRequest(prompt="x"), _creds(fal_server, FAL_KEY))
     ).images
@@ -452,9 +465,10 @@ async def test_fal_500_then_success(fal_server: Served) -> None:
 async def test_fal_an_expired_output_fails_for_good(fal_server: Served) -> None:
     clients = _clients()
     clients.before_download = fal_server.standin.expire_outputs
-    with pytest.raises(ProviderError) as caught:
-        await FalQueue(clients).generate(GenerationRequest(prompt="x"), _creds(fal_server, FAL_KEY))
-    assert (caught.value.code, caught.value.retryable) == ("provider_output_expired", False)
+    error = await _provider_error(
+        FalQueue(clients), GenerationRequest(prompt="x"), _creds(fal_server, FAL_KEY)
+    )
+    assert (error.code, error.retryable) == ("provider_output_expired", False)
 
 
 async def test_canceling_a_fal_step_cancels_its_request(fal_server: Served) -> None:
@@ -510,9 +524,7 @@ async def test_comfyui_a_refused_graph_names_the_failing_node(comfy_server: Serv
     graph = json.loads(json.dumps(GRAPH))
     del graph["6"]["inputs"]["clip"]
     request = replace(_comfy(), graph=graph)
-    with pytest.raises(ProviderError) as caught:
-        await ComfyUI(_clients()).generate(request, Credentials(base_url=comfy_server.url))
-    failure = classify(caught.value)
+    failure = await _failure(ComfyUI(_clients()), request, Credentials(base_url=comfy_server.url))
     assert (failure.code, failure.retryable) == ("provider_invalid_request", False)
     assert "node 6 (CLIPTextEncode)" in failure.message
 
@@ -521,9 +533,7 @@ async def test_comfyui_a_node_failing_while_running_surfaces_comfyuis_error(
     comfy_server: Served,
 ) -> None:
     comfy_server.standin.fail_class_type = "KSampler"  # type: ignore[attr-defined]
-    with pytest.raises(ProviderError) as caught:
-        await ComfyUI(_clients()).generate(_comfy(), Credentials(base_url=comfy_server.url))
-    failure = classify(caught.value)
+    failure = await _failure(ComfyUI(_clients()), _comfy(), Credentials(base_url=comfy_server.url))
     assert (failure.code, failure.retryable) == ("provider_failed", False)
     assert "node 3 (KSampler) failed" in failure.message
 
