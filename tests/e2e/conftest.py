@@ -29,6 +29,18 @@ ADMIN_KEY = "wfadmin_e2e-" + secrets.token_urlsafe(16)
 """The admin API's key of the tests' ingress (`system.env["ADMIN_API_KEY"]`)."""
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `cluster` test outside the cluster profile fails instead of skipping, so that a
+    `make test-cluster` that lost its profile cannot pass with nothing run. `make test`
+    deselects these tests by their marker."""
+    if item.get_closest_marker("cluster") and Settings.from_env().profile != "cluster":
+        pytest.fail(
+            "needs the cluster profile: DEVSTACK_PROFILE=cluster (make test-cluster, "
+            "make scale-test)",
+            pytrace=False,
+        )
+
+
 @dataclass
 class System:
     url: str

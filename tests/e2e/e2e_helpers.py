@@ -12,6 +12,21 @@ from bus.topics import Topic, topic_name
 
 TERMINAL = ("completed", "failed", "canceled")
 
+TWO_STEPS: dict[str, Any] = {
+    "name": "two steps",
+    "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
+    "nodes": [
+        {"id": "first", "type": "text.template", "params": {"template": "{{ inputs.x }}!"}},
+        {
+            "id": "second",
+            "type": "text.template",
+            "params": {"template": "{{ nodes.first.text }}?"},
+        },
+    ],
+    "outputs": {"text": "{{ nodes.second.text }}"},
+}
+"""Two dependent steps that do no I/O: the run path itself, and nothing else."""
+
 
 def register(c: httpx.Client, definition: dict[str, Any], workflow_id: str | None = None) -> str:
     """Register `definition` (under a fresh id unless given) and return the workflow id."""

@@ -14,17 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from devstack import apps
-from devstack.settings import Settings
 from e2e_helpers import register
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.cluster,
-    pytest.mark.skipif(
-        Settings.from_env().profile != "cluster",
-        reason="needs the cluster profile: DEVSTACK_PROFILE=cluster (make test-cluster)",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 NAP_THEN_SAY = {
     "name": "nap, then say",

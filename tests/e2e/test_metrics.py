@@ -17,7 +17,7 @@ import httpx
 import pytest
 from devstack import process
 from devstack.settings import Settings
-from e2e_helpers import register
+from e2e_helpers import TWO_STEPS, register
 from e2e_receiver import Receiver, Reply
 from prometheus_client.parser import text_string_to_metric_families
 from test_service_lifecycle import _closed_port
@@ -25,20 +25,6 @@ from test_service_lifecycle import _closed_port
 pytestmark = pytest.mark.e2e
 
 WORKERS = ("orchestrator", "executor", "notifier")
-
-TWO_STEPS = {
-    "name": "two steps",
-    "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
-    "nodes": [
-        {"id": "first", "type": "text.template", "params": {"template": "{{ inputs.x }}!"}},
-        {
-            "id": "second",
-            "type": "text.template",
-            "params": {"template": "{{ nodes.first.text }}?"},
-        },
-    ],
-    "outputs": {"text": "{{ nodes.second.text }}"},
-}
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

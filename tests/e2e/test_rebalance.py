@@ -22,31 +22,10 @@ from bus.topics import Topic, topic_name
 from contracts.events import RUN_EVENT_BY_STATUS
 from contracts.run import RunStatus
 from devstack import apps
-from devstack.settings import Settings
-from e2e_helpers import poll, register
+from e2e_helpers import TWO_STEPS, poll, register
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.cluster,
-    pytest.mark.skipif(
-        Settings.from_env().profile != "cluster",
-        reason="needs the cluster profile: DEVSTACK_PROFILE=cluster (make test-cluster)",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
-TWO_STEPS = {
-    "name": "two steps",
-    "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
-    "nodes": [
-        {"id": "first", "type": "text.template", "params": {"template": "{{ inputs.x }}!"}},
-        {
-            "id": "second",
-            "type": "text.template",
-            "params": {"template": "{{ nodes.first.text }}?"},
-        },
-    ],
-    "outputs": {"text": "{{ nodes.second.text }}"},
-}
 RUNS_PER_PHASE = 40
 COMPLETED = RUN_EVENT_BY_STATUS[RunStatus.COMPLETED].event_type
 TERMINAL_TYPES = {

@@ -29,14 +29,7 @@ from e2e_helpers import TERMINAL, register
 from e2e_receiver import Receiver
 from test_rebalance import _run_events, _terminal_events
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.cluster,
-    pytest.mark.skipif(
-        Settings.from_env().profile != "cluster",
-        reason="needs the cluster profile: DEVSTACK_PROFILE=cluster (make scale-test)",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 RENDER = {
     "name": "scale render",
@@ -190,24 +183,25 @@ def _instance(system: Any, service: str) -> str:
     return f"{service}-1" if system.replicas[service] > 1 else service
 
 
-def _poll_all(c: httpx.Client, run_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
-    """Every run once it is terminal (or as it is when `timeout` passes)."""
+def _wait_terminal(
+    c: httpx.Client, run_ids: list[str], timeout: float
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The runs that are terminal within `timeout`, and the others as last read."""
     deadline = time.monotonic() + timeout
-    out: dict[str, dict[str, Any]] = {}
+    ended: dict[str, dict[str, Any]] = {}
+    last: dict[str, dict[str, Any]] = {}
     left = list(run_ids)
     while left:
-        still = []
         for run_id in left:
             r = c.get(f"/v1/runs/{run_id}")
             run = r.json() if r.status_code == 200 else {"status": f"HTTP {r.status_code}"}
-            if run.get("status") in TERMINAL or time.monotonic() > deadline:
-                out[run_id] = run
-            else:
-                still.append(run_id)
-        left = still
-        if left:
-            time.sleep(0.5)
-    return out
+            (ended if run.get("status") in TERMINAL else last)[run_id] = run
+        left = [run_id for run_id in left if run_id not in ended]
+        if left and time.monotonic() < deadline:
+            time.sleep(0.2)  # between polls of the runs left; the deadline ends the wait
+        else:
+            break
+    return ended, {run_id: last[run_id] for run_id in left}
 
 
 def _settle(c: httpx.Client, load: Load, ended: set[str], timeout: float = 180) -> float:
@@ -217,18 +211,9 @@ def _settle(c: httpx.Client, load: Load, ended: set[str], timeout: float = 180) 
     started = time.monotonic()
     with load._lock:
         waiting = [run_id for run_id in load.accepted if run_id not in ended]
-    while waiting:
-        still = []
-        for run_id in waiting:
-            r = c.get(f"/v1/runs/{run_id}")
-            if r.status_code == 200 and r.json().get("status") in TERMINAL:
-                ended.add(run_id)
-            else:
-                still.append(run_id)
-        waiting = still
-        assert time.monotonic() - started < timeout, f"{len(waiting)} runs not ended: {waiting[:5]}"
-        if waiting:
-            time.sleep(0.2)
+    now_ended, stuck = _wait_terminal(c, waiting, timeout)
+    ended.update(now_ended)
+    assert not stuck, f"{len(stuck)} runs not ended: {list(stuck)[:5]}"
     return time.monotonic() - started
 
 
@@ -299,7 +284,9 @@ def test_every_run_ends_once_with_its_output_and_webhook_through_kills(system: A
         note(f"load stopped: {load.count()} runs accepted, {load.retries} requests retried")
 
         with system.client() as c:
-            finished = _poll_all(c, list(load.accepted), timeout=300)
+            # Not asserted here: a run that never ends is counted in the ledger, printed below.
+            finished, stuck = _wait_terminal(c, list(load.accepted), timeout=300)
+            finished |= stuck
         note("every accepted run read back")
         statuses = Counter(run.get("status") for run in finished.values())
 

@@ -12,24 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_helpers import poll, register
+from e2e_helpers import TWO_STEPS, poll, register
 from test_service_lifecycle import _closed_port
 
 pytestmark = pytest.mark.e2e
-
-TWO_STEPS = {
-    "name": "two steps",
-    "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}},
-    "nodes": [
-        {"id": "first", "type": "text.template", "params": {"template": "{{ inputs.x }}!"}},
-        {
-            "id": "second",
-            "type": "text.template",
-            "params": {"template": "{{ nodes.first.text }}?"},
-        },
-    ],
-    "outputs": {"text": "{{ nodes.second.text }}"},
-}
 
 
 def _ready(url: str) -> bool:
